@@ -1,0 +1,253 @@
+"""The ``nlp-service`` command: a thin click layer over the library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from nlp_service.errors import NlpServiceError
+from nlp_service.settings import load_settings
+
+ESCO_NOTICE = (
+    "This service uses the ESCO classification of the European Commission. "
+    "(ESCO, (c) European Union, CC BY 4.0; the taxonomy ships a modified excerpt: ESCO URIs and English labels.)"
+)
+
+
+class Context:
+    def __init__(self, index_dir: Path | None = None) -> None:
+        self.overrides: dict[str, object] = {}
+        if index_dir is not None:
+            self.overrides["index_dir"] = index_dir
+
+    def settings(self, **overrides: object):
+        return load_settings(**{**self.overrides, **overrides})
+
+    def services(self, **overrides: object):
+        from nlp_service.services import Services
+
+        return Services(self.settings(**overrides))
+
+
+def _fail(exc: NlpServiceError) -> click.ClickException:
+    message = str(exc)
+    problems = getattr(exc, "problems", None)
+    if problems:
+        message += "\n" + "\n".join(f"  - {p}" for p in problems[:50])
+    return click.ClickException(message)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    """Bilingual (Chinese/English) skill tagging and volunteer-request matching.
+
+    \b
+    Example:
+      nlp-service rebuild
+      nlp-service match "需要一位会做财务报表的志愿者" --kind request
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("jieba").setLevel(logging.WARNING)
+    ctx.obj = Context()
+
+
+@main.command("prepare-model")
+@click.option("--target", type=click.Path(path_type=Path), default=None,
+              help="Model folder to write [default: the configured model path, models/use-multilingual-v3].")
+@click.option("--force", is_flag=True, help="Rewrite the folder even if it exists.")
+@click.pass_obj
+def prepare_model(obj: Context, target: Path | None, force: bool) -> None:
+    """Save the multilingual USE model as a sentence-transformers folder (offline, from the PyPI package).
+
+    \b
+    Example:
+      nlp-service prepare-model --target models/use-multilingual-v3
+    """
+    from nlp_service.index.use_module import save_use_model
+
+    target = target or obj.settings().model_path
+    if (target / "modules.json").is_file() and not force:
+        click.echo(f"model folder {target} already exists (use --force to rewrite)")
+        return
+    save_use_model(target)
+    click.echo(f"wrote sentence-transformers model folder {target}")
+
+
+@main.group()
+def taxonomy() -> None:
+    """Inspect and validate the skill taxonomy."""
+
+
+@taxonomy.command("validate")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
+              help="Taxonomy folder [default: corpus/taxonomy].")
+@click.option("--esco", "esco_file", type=click.Path(path_type=Path), default=None,
+              help="ESCO skills CSV (column conceptUri) to check that every esco_uri exists.")
+@click.pass_obj
+def taxonomy_validate(obj: Context, directory: Path | None, esco_file: Path | None) -> None:
+    """Reject duplicate ids or labels, missing labels and unknown categories.
+
+    \b
+    Example:
+      nlp-service taxonomy validate --esco ../shared/data/esco/esco_skills_en_joined_v1.2uri_v1.1.1labels.csv
+    """
+    from nlp_service.extract.taxonomy import Taxonomy
+
+    directory = directory or obj.settings().taxonomy_dir
+    try:
+        tax = Taxonomy.from_dir(directory, strict=False)
+    except NlpServiceError as exc:
+        raise _fail(exc) from exc
+    problems = tax.problems()
+    if esco_file is not None:
+        import csv
+
+        with open(esco_file, encoding="utf-8") as handle:
+            known = {row["conceptUri"] for row in csv.DictReader(handle)}
+        problems += [f"{c.id}: esco_uri {c.esco_uri} is not in {esco_file.name}"
+                     for c in tax if c.esco_uri and c.esco_uri not in known]
+    mapped = sum(1 for c in tax if c.esco_uri)
+    click.echo(f"taxonomy {tax.name} {tax.full_version}: {len(tax)} concepts in {len(tax.categories)} categories, "
+               f"{mapped} mapped to ESCO ({mapped / max(1, len(tax)):.0%})")
+    for category in tax.categories.values():
+        click.echo(f"  {category.id:<26} {len(tax.concepts_in(category.id)):>4}  {category.label_zh}")
+    click.echo(ESCO_NOTICE)
+    if problems:
+        for problem in problems:
+            click.echo(f"problem: {problem}", err=True)
+        raise click.ClickException(f"{len(problems)} problem(s) found")
+    click.echo("ok")
+
+
+@main.command()
+@click.option("--corpus", "corpus_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of *.jsonl documents [default: corpus/documents].")
+@click.option("--index-dir", type=click.Path(path_type=Path), default=None,
+              help="Index folder [default: var/index].")
+@click.option("--if-missing", is_flag=True, help="Do nothing when an index is already published.")
+@click.pass_obj
+def rebuild(obj: Context, corpus_dir: Path | None, index_dir: Path | None, if_missing: bool) -> None:
+    """Tag and embed the corpus, write a new index version and publish it atomically.
+
+    The running service picks the new version up on its next request; a failed or killed
+    rebuild leaves the published index untouched.
+
+    \b
+    Example:
+      nlp-service rebuild --corpus corpus/documents --index-dir var/index
+    """
+    from tqdm import tqdm
+
+    from nlp_service.corpus import load_corpus
+    from nlp_service.index.store import IndexStore
+
+    settings = obj.settings(index_dir=index_dir, corpus_dir=corpus_dir)
+    if if_missing and IndexStore(settings.index_dir).current_version():
+        click.echo(f"index already published in {settings.index_dir}: {IndexStore(settings.index_dir).current_version()}")
+        return
+    try:
+        documents = load_corpus(settings.corpus_dir)
+        services = obj.services(index_dir=index_dir, corpus_dir=corpus_dir)
+        with tqdm(total=len(documents), unit="doc", desc="tag+embed", file=sys.stderr) as bar:
+            version = services.builder().build(documents, progress=bar.update)
+    except NlpServiceError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"published index {version} with {len(documents)} documents in {settings.index_dir}")
+
+
+@main.command()
+@click.argument("text")
+@click.option("--json", "as_json", is_flag=True, help="Print the same JSON as POST /v1/extract.")
+@click.pass_obj
+def extract(obj: Context, text: str, as_json: bool) -> None:
+    """Tag TEXT with taxonomy concepts.
+
+    \b
+    Example:
+      nlp-service extract "我是会计师，可以帮忙做账和报税；also fluent in Japanese"
+    """
+    try:
+        result = obj.services().tagger.tag(text)
+    except NlpServiceError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    click.echo(f"language: {result.lang}   tags: {len(result.tags)}")
+    for tag in result.tags:
+        click.echo(f"  {tag.concept_id:<34} {tag.label_en} / {tag.label_zh}  [{tag.method} {tag.score:.2f}]  "
+                   f"\"{tag.surface}\"")
+
+
+@main.command()
+@click.argument("text")
+@click.option("--kind", type=click.Choice(["volunteer", "request"]), required=True,
+              help="What TEXT is; matches are documents of the other kind.")
+@click.option("--top-k", type=click.IntRange(1, 50), default=10, show_default=True)
+@click.option("--index-dir", type=click.Path(path_type=Path), default=None, help="Index folder [default: var/index].")
+@click.option("--json", "as_json", is_flag=True, help="Print the same JSON as POST /v1/match.")
+@click.pass_obj
+def match(obj: Context, text: str, kind: str, top_k: int, index_dir: Path | None, as_json: bool) -> None:
+    """Rank documents of the other kind for TEXT, with the skills both share.
+
+    \b
+    Example:
+      nlp-service match "We need a pro bono lawyer to review our lease" --kind request --top-k 5
+    """
+    from nlp_service.matching import match_result_to_dict
+
+    try:
+        services = obj.services(index_dir=index_dir)
+        result = services.matcher.match(services.current_index(), text, kind, top_k)
+    except NlpServiceError as exc:
+        raise _fail(exc) from exc
+    data = match_result_to_dict(result, services.taxonomy)
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    query_tags = ", ".join(t["label_en"] for t in data["query"]["tags"]) or "-"
+    click.echo(f"query language: {data['query']['lang']}   skills: {query_tags}   index: {result.index_version}")
+    for rank, m in enumerate(data["matches"], start=1):
+        shared = ", ".join(f"{s['label_en']}/{s['label_zh']}" for s in m["shared_tags"]) or "-"
+        snippet = " ".join(m["text"].split())
+        snippet = snippet[:90] + ("…" if len(snippet) > 90 else "")
+        click.echo(f"{rank:>2}. {m['id']:<10} {m['score']:.3f}  shared: {shared}\n    {snippet}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--index-dir", type=click.Path(path_type=Path), default=None, help="Index folder [default: var/index].")
+def serve(host: str, port: int, workers: int, index_dir: Path | None) -> None:
+    """Serve the HTTP API with gunicorn: one thread per worker, models loaded in each worker.
+
+    \b
+    Example:
+      nlp-service serve --host 127.0.0.1 --port 8000 --workers 2
+    """
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[name] = "1"
+    if index_dir is not None:
+        env["NLP_SERVICE_INDEX_DIR"] = str(index_dir)
+    args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", "1",
+            "--bind", f"{host}:{port}", "--timeout", "120", "--access-logfile", "-",
+            "nlp_service.app:create_app()"]
+    click.echo(f"serving on http://{host}:{port} with {workers} worker(s)", err=True)
+    os.execve(sys.executable, args, env)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Mixed-script segmentation: Chinese runs through spaCy ``zh`` with our own jieba tokenizer,
+everything else through spaCy ``en`` with lookup lemmas. Every token keeps offsets into the original text."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Literal, Protocol
+
+logger = logging.getLogger(__name__)
+
+Lang = Literal["zh", "en", "mixed"]
+
+# Han ideographs plus CJK punctuation and full-width forms: the "Chinese" script runs.
+_HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]+")
+_HAN_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9+#.'\-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    text: str
+    start: int
+    end: int
+    lang: Literal["zh", "en"]
+    lemma: str
+    is_punct: bool = False
+
+    @property
+    def key(self) -> str:
+        """What lexical matching compares: the lower-cased lemma for English, the segment for Chinese."""
+        return self.lemma
+
+
+class Segmenter(Protocol):
+    def segment(self, text: str) -> list[Token]: ...
+
+
+def detect_language(text: str) -> Lang:
+    """``zh``, ``en`` or ``mixed`` from the share of Han characters against Latin words.
+
+    Two Han characters count as one word. A Chinese text with a few tool names (``PS``, ``Excel``) stays
+    ``zh``; one with English phrases or sentences becomes ``mixed``.
+    """
+    han = len(_HAN_CHAR.findall(text))
+    latin = len(_LATIN_WORD.findall(text))
+    if han == 0 and latin == 0:
+        return "en"
+    if han == 0:
+        return "en"
+    if latin == 0:
+        return "zh"
+    share_en = latin / (latin + han / 2.0)
+    if share_en < 0.2:
+        return "zh"
+    if share_en > 0.9:
+        return "en"
+    return "mixed"
+
+
+def script_runs(text: str) -> list[tuple[int, int, Literal["zh", "en"]]]:
+    """Split text into maximal Chinese runs and the stretches between them."""
+    runs: list[tuple[int, int, Literal["zh", "en"]]] = []
+    position = 0
+    for match in _HAN_RUN.finditer(text):
+        if match.start() > position:
+            runs.append((position, match.start(), "en"))
+        runs.append((match.start(), match.end(), "zh"))
+        position = match.end()
+    if position < len(text):
+        runs.append((position, len(text), "en"))
+    return runs
+
+
+class BilingualSegmenter:
+    """Owns one jieba tokenizer and two blank spaCy pipelines. Build once, share across requests."""
+
+    def __init__(self, extra_words: Iterable[str] = (), cache_dir: Path | None = None) -> None:
+        import jieba
+        import spacy
+        from spacy.lang.zh import Segmenter as SpacySegmenter
+
+        logging.getLogger("jieba").setLevel(logging.WARNING)
+        self._jieba = jieba.Tokenizer()
+        if cache_dir is not None:
+            cache_dir = Path(cache_dir)
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            self._jieba.tmp_dir = str(cache_dir)
+        self._jieba.initialize()
+        added = 0
+        for word in extra_words:
+            word = word.strip()
+            if word and _HAN_CHAR.search(word) and " " not in word:
+                # A high frequency makes jieba keep a taxonomy label as one segment.
+                self._jieba.add_word(word, freq=max(self._jieba.suggest_freq(word, tune=False), 50_000))
+                added += 1
+        logger.debug("jieba tokenizer ready with %s taxonomy words", added)
+
+        self._zh = spacy.blank("zh")
+        self._zh.tokenizer.segmenter = SpacySegmenter.jieba.value
+        self._zh.tokenizer.jieba_seg = self._jieba
+        self._en = spacy.blank("en")
+        self._en.add_pipe("lemmatizer", config={"mode": "lookup"})
+        self._en.initialize()
+
+    def segment(self, text: str) -> list[Token]:
+        tokens: list[Token] = []
+        for start, end, script in script_runs(text):
+            chunk = text[start:end]
+            if not chunk.strip():
+                continue
+            if script == "zh":
+                doc = self._zh(chunk)
+                for tok in doc:
+                    if tok.is_space:
+                        continue
+                    begin = start + tok.idx
+                    tokens.append(
+                        Token(tok.text, begin, begin + len(tok.text), "zh", tok.text.lower(), tok.is_punct)
+                    )
+            else:
+                doc = self._en(chunk)
+                for tok in doc:
+                    if tok.is_space:
+                        continue
+                    begin = start + tok.idx
+                    lemma = (tok.lemma_ or tok.text).lower()
+                    tokens.append(Token(tok.text, begin, begin + len(tok.text), "en", lemma, tok.is_punct))
+        return tokens
+
+    def sentences(self, text: str) -> list[tuple[int, int]]:
+        """Clause spans for semantic tagging: split on sentence punctuation, Chinese commas, line breaks."""
+        spans: list[tuple[int, int]] = []
+        position = 0
+        for match in _CLAUSE_BREAK.finditer(text + "\n"):
+            _add_clause(text, position, match.start(), spans)
+            position = match.end()
+        return spans
+
+
+_CLAUSE_BREAK = re.compile(r"[。！？；，;!?\n\r•]|\.(?=\s)|\.$")
+
+
+def _add_clause(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
+    piece = text[start:end]
+    stripped = piece.strip(" \t-*·:：、,")
+    if len(stripped) < 3:
+        return
+    offset = start + piece.index(stripped)
+    spans.append((offset, offset + len(stripped)))

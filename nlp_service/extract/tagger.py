@@ -1,0 +1,248 @@
+"""Taxonomy tagging: lexical longest match over labels in both languages, plus semantic tagging of
+clauses that share no label word with any concept."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+
+from nlp_service.extract.segment import BilingualSegmenter, Lang, Token, detect_language
+from nlp_service.extract.taxonomy import Concept, Taxonomy
+from nlp_service.index.embedder import Embedder
+
+logger = logging.getLogger(__name__)
+
+Method = Literal["lexical", "semantic"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """One taxonomy hit in a text; ``text[start:end] == surface``."""
+
+    concept_id: str
+    label_en: str
+    label_zh: str
+    category: str
+    start: int
+    end: int
+    surface: str
+    method: Method
+    score: float
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["score"] = round(float(self.score), 4)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class TaggedText:
+    lang: Lang
+    tags: tuple[Tag, ...]
+
+    @property
+    def concept_ids(self) -> frozenset[str]:
+        return frozenset(t.concept_id for t in self.tags)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"lang": self.lang, "tags": [t.to_dict() for t in self.tags]}
+
+
+@dataclass(frozen=True, slots=True)
+class _LabelPattern:
+    concept_id: str
+    keys: tuple[str, ...]
+    exact_case: tuple[str | None, ...]  # a required surface per token, for short capitalised acronyms
+
+
+def _is_acronym(token: Token) -> bool:
+    return token.lang == "en" and token.text.isupper() and token.text.isalpha() and len(token.text) <= 3
+
+
+class LexicalTagger:
+    """Longest match of label token sequences over the text's tokens.
+
+    English compares lower-cased lemmas on token (word) boundaries; Chinese compares jieba segments, so a
+    label only fires on segment boundaries. Short all-capital acronyms ("R", "PS", "HR") match in capitals only.
+    """
+
+    def __init__(self, taxonomy: Taxonomy, segmenter: BilingualSegmenter) -> None:
+        self._taxonomy = taxonomy
+        self._segmenter = segmenter
+        self._patterns: dict[tuple[str, ...], list[_LabelPattern]] = {}
+        self.max_len = 1
+        for concept in taxonomy:
+            for label in dict.fromkeys(concept.labels):
+                tokens = [t for t in segmenter.segment(label)]
+                if not tokens:
+                    continue
+                keys = tuple(t.key for t in tokens)
+                exact = tuple(t.text if _is_acronym(t) else None for t in tokens)
+                bucket = self._patterns.setdefault(keys, [])
+                if all(p.concept_id != concept.id or p.exact_case != exact for p in bucket):
+                    bucket.append(_LabelPattern(concept.id, keys, exact))
+                self.max_len = max(self.max_len, len(keys))
+
+    def tag_tokens(self, text: str, tokens: Sequence[Token]) -> list[Tag]:
+        tags: dict[str, Tag] = {}
+        keys = [t.key for t in tokens]
+        i = 0
+        n = len(tokens)
+        while i < n:
+            matched = 0
+            for length in range(min(self.max_len, n - i), 0, -1):
+                candidates = self._patterns.get(tuple(keys[i : i + length]))
+                if not candidates:
+                    continue
+                window = tokens[i : i + length]
+                pattern = next((p for p in candidates if _case_ok(p, window)), None)
+                if pattern is None:
+                    continue
+                if not _contiguous(text, window):
+                    continue
+                start, end = window[0].start, window[-1].end
+                if pattern.concept_id not in tags:
+                    tags[pattern.concept_id] = _make_tag(
+                        self._taxonomy[pattern.concept_id], text, start, end, "lexical", 1.0
+                    )
+                matched = length
+                break
+            i += matched or 1
+        return list(tags.values())
+
+
+def _case_ok(pattern: _LabelPattern, window: Sequence[Token]) -> bool:
+    return all(req is None or tok.text == req for req, tok in zip(pattern.exact_case, window))
+
+
+def _contiguous(text: str, window: Sequence[Token]) -> bool:
+    """Tokens of one label may be separated by spaces only (not by punctuation or a line break)."""
+    for left, right in zip(window, window[1:]):
+        gap = text[left.end : right.start]
+        if gap.strip(" \t") or len(gap) > 2:
+            return False
+    return True
+
+
+def _make_tag(concept: Concept, text: str, start: int, end: int, method: Method, score: float) -> Tag:
+    return Tag(
+        concept_id=concept.id,
+        label_en=concept.label_en,
+        label_zh=concept.label_zh,
+        category=concept.category,
+        start=start,
+        end=end,
+        surface=text[start:end],
+        method=method,
+        score=float(score),
+    )
+
+
+class SemanticTagger:
+    """Tags clauses whose embedding is close to a concept's label embeddings (max over labels)."""
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        embedder: Embedder,
+        thresholds: dict[str, float],
+        *,
+        label_vectors: np.ndarray | None = None,
+        per_clause: int = 2,
+    ) -> None:
+        self._taxonomy = taxonomy
+        self._embedder = embedder
+        self.thresholds = dict(thresholds)
+        self.per_clause = per_clause
+        concept_ids = [c.id for c in taxonomy]
+        self._concept_ids = concept_ids
+        owners: list[int] = []
+        labels: list[str] = []
+        for number, concept in enumerate(taxonomy):
+            for label in dict.fromkeys(concept.labels):
+                labels.append(label)
+                owners.append(number)
+        self._owners = np.asarray(owners, dtype=np.int64)
+        if label_vectors is None:
+            logger.info("embedding %s taxonomy labels with %s", len(labels), embedder.name)
+            label_vectors = embedder.embed(labels)
+        if label_vectors.shape != (len(labels), embedder.dimension):
+            raise ValueError(
+                f"label vectors have shape {label_vectors.shape}, expected {(len(labels), embedder.dimension)}"
+            )
+        self.label_vectors = np.ascontiguousarray(label_vectors, dtype=np.float32)
+
+    def concept_similarities(self, clause_vectors: np.ndarray) -> np.ndarray:
+        """(clauses x concepts) max cosine over each concept's labels."""
+        sims = clause_vectors @ self.label_vectors.T
+        out = np.full((sims.shape[0], len(self._concept_ids)), -1.0, dtype=np.float32)
+        np.maximum.at(out.T, self._owners, sims.T)
+        return out
+
+    def tag_clauses(
+        self,
+        text: str,
+        clauses: Sequence[tuple[int, int]],
+        clause_vectors: np.ndarray,
+        already: set[str],
+    ) -> list[Tag]:
+        if not clauses:
+            return []
+        sims = self.concept_similarities(clause_vectors)
+        best: dict[str, Tag] = {}
+        for row, (start, end) in enumerate(clauses):
+            lang = detect_language(text[start:end])
+            threshold = self.thresholds.get(lang, self.thresholds.get("mixed", 0.6))
+            if lang == "mixed":
+                threshold = min(self.thresholds.get("zh", threshold), self.thresholds.get("en", threshold))
+            order = np.argsort(-sims[row])[: self.per_clause]
+            for column in order:
+                score = float(sims[row, column])
+                if score < threshold:
+                    break
+                concept_id = self._concept_ids[column]
+                if concept_id in already:
+                    continue
+                if concept_id not in best or best[concept_id].score < score:
+                    best[concept_id] = _make_tag(self._taxonomy[concept_id], text, start, end, "semantic", score)
+        return list(best.values())
+
+
+class TaxonomyTagger:
+    """Lexical tags first; semantic tags (when an embedder is given) for concepts not found lexically."""
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        segmenter: BilingualSegmenter,
+        semantic: SemanticTagger | None = None,
+    ) -> None:
+        self.taxonomy = taxonomy
+        self.segmenter = segmenter
+        self.lexical = LexicalTagger(taxonomy, segmenter)
+        self.semantic = semantic
+
+    def tag(self, text: str) -> TaggedText:
+        return self.tag_many([text])[0]
+
+    def tag_many(self, texts: Sequence[str]) -> list[TaggedText]:
+        lexical = [self.lexical.tag_tokens(text, self.segmenter.segment(text)) for text in texts]
+        semantic: list[list[Tag]] = [[] for _ in texts]
+        if self.semantic is not None:
+            clause_lists = [self.segmenter.sentences(text) for text in texts]
+            flat = [text[s:e] for text, clauses in zip(texts, clause_lists) for s, e in clauses]
+            vectors = self.semantic._embedder.embed(flat) if flat else np.zeros((0, 1), dtype=np.float32)
+            row = 0
+            for number, (text, clauses) in enumerate(zip(texts, clause_lists)):
+                block = vectors[row : row + len(clauses)]
+                row += len(clauses)
+                already = {t.concept_id for t in lexical[number]}
+                semantic[number] = self.semantic.tag_clauses(text, clauses, block, already)
+        results = []
+        for text, lex, sem in zip(texts, lexical, semantic):
+            tags = sorted(lex + sem, key=lambda t: (t.start, t.end, t.concept_id))
+            results.append(TaggedText(detect_language(text), tuple(tags)))
+        return results

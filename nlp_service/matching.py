@@ -1,0 +1,100 @@
+"""Ranked, explained matches: semantic similarity blended with the skills both sides share."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from nlp_service.corpus import KINDS, other_kind
+from nlp_service.errors import InvalidInputError
+from nlp_service.extract.tagger import TaggedText, TaxonomyTagger
+from nlp_service.extract.taxonomy import Taxonomy
+from nlp_service.index.embedder import Embedder
+from nlp_service.index.store import LoadedIndex
+
+MAX_TOP_K = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    id: str
+    kind: str
+    score: float
+    similarity: float
+    skill_overlap: float
+    text: str
+    title: str | None
+    shared_concepts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    query: TaggedText
+    matches: tuple[Match, ...]
+    index_version: str
+
+
+def skill_overlap(query: frozenset[str], document: frozenset[str]) -> float:
+    """Cosine between two concept sets: shared / sqrt(|query| * |document|); 0 when either is empty."""
+    if not query or not document:
+        return 0.0
+    return len(query & document) / math.sqrt(len(query) * len(document))
+
+
+class Matcher:
+    def __init__(self, tagger: TaxonomyTagger, embedder: Embedder, *, tag_weight: float, candidate_pool: int):
+        self.tagger = tagger
+        self.embedder = embedder
+        self.tag_weight = tag_weight
+        self.candidate_pool = candidate_pool
+
+    def match(self, index: LoadedIndex, text: str, kind: str, top_k: int = 10) -> MatchResult:
+        if kind not in KINDS:
+            raise InvalidInputError("'kind' must be 'volunteer' or 'request'")
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise InvalidInputError(f"'top_k' must be between 1 and {MAX_TOP_K}")
+        tagged = self.tagger.tag(text)
+        query_concepts = tagged.concept_ids
+        target = other_kind(kind)
+        vector = self.embedder.embed([text])
+        pool = max(top_k, self.candidate_pool)
+        hits = index.vectors[target].search(vector, pool)[0]
+        ranked: list[Match] = []
+        order = [t.concept_id for t in tagged.tags]
+        for hit in hits:
+            entry = index.documents[hit.id]
+            overlap = skill_overlap(query_concepts, entry.concept_ids)
+            score = (1.0 - self.tag_weight) * hit.score + self.tag_weight * overlap
+            shared = tuple(cid for cid in dict.fromkeys(order) if cid in entry.concept_ids)
+            title = entry.document.meta.get("title")
+            ranked.append(
+                Match(hit.id, entry.document.kind, score, hit.score, overlap, entry.document.text,
+                      title if isinstance(title, str) else None, shared)
+            )
+        ranked.sort(key=lambda m: (-m.score, m.id))
+        return MatchResult(tagged, tuple(ranked[:top_k]), index.version)
+
+
+def match_result_to_dict(result: MatchResult, taxonomy: Taxonomy) -> dict[str, Any]:
+    def concept(cid: str) -> dict[str, str]:
+        c = taxonomy[cid]
+        return {"concept_id": c.id, "label_en": c.label_en, "label_zh": c.label_zh}
+
+    return {
+        "query": result.query.to_dict(),
+        "matches": [
+            {
+                "id": m.id,
+                "kind": m.kind,
+                "score": round(m.score, 4),
+                "similarity": round(m.similarity, 4),
+                "skill_overlap": round(m.skill_overlap, 4),
+                "title": m.title,
+                "text": m.text,
+                "shared_tags": [concept(cid) for cid in m.shared_concepts if cid in taxonomy.concepts],
+            }
+            for m in result.matches
+        ],
+        "index": {"version": result.index_version},
+    }

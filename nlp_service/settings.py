@@ -1,0 +1,60 @@
+"""Frozen settings. Only :func:`load_settings` reads the environment (prefix ``NLP_SERVICE_``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+ENV_PREFIX = "NLP_SERVICE_"
+DEFAULT_MODEL_DIR = Path("models/use-multilingual-v3")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the services need, as paths and numbers. Relative paths resolve against the CWD."""
+
+    taxonomy_dir: Path = Path("corpus/taxonomy")
+    corpus_dir: Path = Path("corpus/documents")
+    index_dir: Path = Path("var/index")
+    model_path: Path = DEFAULT_MODEL_DIR
+    cache_dir: Path = Path("var/cache")
+    # Semantic tagging: a clause is tagged with a concept when its cosine similarity to one of the
+    # concept's labels reaches the threshold of the text's language (see corpus/eval/calibration).
+    semantic_threshold_zh: float = 0.62
+    semantic_threshold_en: float = 0.62
+    semantic_tags: bool = True
+    # Ranking: final score = (1 - tag_weight) * cosine + tag_weight * skill overlap.
+    tag_weight: float = 0.35
+    candidate_pool: int = 200
+    max_text_chars: int = 20_000
+    max_body_bytes: int = 256 * 1024
+    embed_batch_size: int = 64
+    threads: int = 1
+
+    def with_overrides(self, **changes: object) -> "Settings":
+        return replace(self, **changes)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build :class:`Settings` from ``NLP_SERVICE_*`` variables, then explicit overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for field in fields(Settings):
+        raw = env.get(ENV_PREFIX + field.name.upper())
+        if raw is None:
+            continue
+        default = getattr(Settings(), field.name)
+        if isinstance(default, bool):
+            values[field.name] = raw.strip().lower() in {"1", "true", "yes", "on"}
+        elif isinstance(default, Path):
+            values[field.name] = Path(raw)
+        elif isinstance(default, int):
+            values[field.name] = int(raw)
+        elif isinstance(default, float):
+            values[field.name] = float(raw)
+        else:
+            values[field.name] = raw
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)  # type: ignore[arg-type]

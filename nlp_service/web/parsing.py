@@ -1,0 +1,82 @@
+"""Parse and check JSON bodies by hand: every wrong input becomes an InvalidInputError (400/413)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Request
+
+from nlp_service.errors import InputTooLargeError, InvalidInputError
+
+
+def json_object(request: Request, max_bytes: int) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise InputTooLargeError(f"request body is larger than {max_bytes} bytes")
+    raw = request.get_data(cache=False)
+    if len(raw) > max_bytes:
+        raise InputTooLargeError(f"request body is larger than {max_bytes} bytes")
+    if not raw.strip():
+        raise InvalidInputError("request body is empty; send a JSON object such as {\"text\": \"...\"}")
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError("request body is not valid UTF-8") from exc
+    except RecursionError as exc:
+        raise InvalidInputError("request body is nested too deeply") from exc
+    except ValueError as exc:
+        raise InvalidInputError(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidInputError(f"request body must be a JSON object, got {_json_type(body)}")
+    return body
+
+
+def text_field(body: dict[str, Any], max_chars: int, name: str = "text") -> str:
+    if name not in body:
+        raise InvalidInputError(f"'{name}' is required")
+    value = body[name]
+    if not isinstance(value, str):
+        raise InvalidInputError(f"'{name}' must be a string, got {_json_type(value)}")
+    if not value.strip():
+        raise InvalidInputError(f"'{name}' is empty or only whitespace")
+    if len(value) > max_chars:
+        raise InputTooLargeError(f"'{name}' has {len(value)} characters; the limit is {max_chars}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(f"'{name}' contains an unpaired surrogate (invalid Unicode)") from exc
+    return value
+
+
+def choice_field(body: dict[str, Any], name: str, choices: tuple[str, ...]) -> str:
+    if name not in body:
+        raise InvalidInputError(f"'{name}' is required: one of {', '.join(choices)}")
+    value = body[name]
+    if not isinstance(value, str) or value not in choices:
+        raise InvalidInputError(f"'{name}' must be one of {', '.join(choices)}")
+    return value
+
+
+def int_field(body: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"'{name}' must be an integer between {low} and {high}")
+    if not low <= value <= high:
+        raise InvalidInputError(f"'{name}' must be between {low} and {high}, got {value}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
