@@ -205,7 +205,8 @@ class SemanticTagger:
                     break
                 concept_id = self._concept_ids[column]
                 if concept_id in already:
-                    continue
+                    # The clause's best concept is already evidenced by a label: the clause is explained.
+                    break
                 if concept_id not in best or best[concept_id].score < score:
                     best[concept_id] = _make_tag(self._taxonomy[concept_id], text, start, end, "semantic", score)
         return list(best.values())

@@ -1,0 +1,169 @@
+"""Every endpoint end to end through Flask's client, including bad input and a missing index."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nlp_service.app import create_app
+from nlp_service.services import Services
+
+POST_ENDPOINTS = ["/v1/extract", "/v1/match"]
+
+
+def test_health_reports_the_published_index(client, services):
+    response = client.get("/v1/health")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "ok"
+    assert body["index"]["documents"] >= 300
+    assert body["index"]["model"] == "use-multilingual-v3"
+    assert body["index"]["taxonomy_version"] == services.taxonomy.full_version
+    assert body["index"]["version"] == services.store.current_version()
+
+
+def test_taxonomy_lists_concepts(client, taxonomy):
+    body = client.get("/v1/taxonomy").get_json()
+    assert len(body["concepts"]) == len(taxonomy)
+    assert {c["category"] for c in body["concepts"]} == set(taxonomy.categories)
+
+
+def test_extract_returns_tags_with_exact_offsets(client):
+    text = "本人是执业律师，擅长劳动法，也能帮忙审合同。I also do bookkeeping in QuickBooks."
+    response = client.post("/v1/extract", json={"text": text})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["lang"] == "mixed"
+    ids = {t["concept_id"] for t in body["tags"]}
+    assert {"legal.labor_law", "legal.contract_review", "finance.bookkeeping"} <= ids
+    for tag in body["tags"]:
+        assert text[tag["start"] : tag["end"]] == tag["surface"]
+        assert tag["method"] in {"lexical", "semantic"}
+
+
+def test_match_returns_other_kind_with_shared_tags(client):
+    text = "我们是一家社区食物银行，需要志愿者帮忙做账、整理财务报表，准备年度审计。"
+    response = client.post("/v1/match", json={"text": text, "kind": "request", "top_k": 5})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["query"]["lang"] == "zh"
+    assert len(body["matches"]) == 5
+    assert all(m["kind"] == "volunteer" for m in body["matches"])
+    scores = [m["score"] for m in body["matches"]]
+    assert scores == sorted(scores, reverse=True)
+    assert any(m["shared_tags"] for m in body["matches"])
+    for match in body["matches"]:
+        for shared in match["shared_tags"]:
+            assert set(shared) == {"concept_id", "label_en", "label_zh"}
+    assert body["index"]["version"]
+
+
+def test_match_from_volunteer_returns_requests(client):
+    body = client.post(
+        "/v1/match", json={"text": "UX designer, Figma, accessibility audits", "kind": "volunteer"}
+    ).get_json()
+    assert len(body["matches"]) == 10
+    assert all(m["kind"] == "request" for m in body["matches"])
+
+
+DEEP = "[" * 5000 + "]" * 5000
+BAD_BODIES = [
+    ("not json", b"this is not json", "application/json"),
+    ("array", b'["text"]', "application/json"),
+    ("null", b"null", "application/json"),
+    ("number", b"42", "application/json"),
+    ("empty body", b"", "application/json"),
+    ("invalid utf-8", b'{"text": "\xff\xfe"}', "application/json"),
+    ("text is a number", b'{"text": 5, "kind": "request"}', "application/json"),
+    ("text is a list", b'{"text": ["a"], "kind": "request"}', "application/json"),
+    ("text is null", b'{"text": null, "kind": "request"}', "application/json"),
+    ("text missing", b'{"kind": "request"}', "application/json"),
+    ("empty text", b'{"text": "", "kind": "request"}', "application/json"),
+    ("whitespace text", b'{"text": " \\n\\t\\u3000 ", "kind": "request"}', "application/json"),
+    ("lone surrogate", b'{"text": "abc \\ud800 def", "kind": "request"}', "application/json"),
+    ("deeply nested", ('{"text": ' + DEEP + "}").encode(), "application/json"),
+    ("deeply nested object", ('{"a":' * 3000 + "1" + "}" * 3000).encode(), "application/json"),
+    ("form encoded", b"text=hello", "application/x-www-form-urlencoded"),
+]
+
+
+@pytest.mark.parametrize("endpoint", POST_ENDPOINTS)
+@pytest.mark.parametrize("name,body,content_type", BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
+def test_bad_bodies_get_a_4xx_json_error(client, endpoint, name, body, content_type):
+    response = client.post(endpoint, data=body, content_type=content_type)
+    assert 400 <= response.status_code < 500, response.data[:200]
+    error = response.get_json()["error"]
+    assert error["code"] and error["message"]
+
+
+@pytest.mark.parametrize(
+    "payload,fragment",
+    [
+        ({"text": "法律援助", "kind": "donor"}, "kind"),
+        ({"text": "法律援助", "kind": None}, "kind"),
+        ({"text": "法律援助"}, "kind"),
+        ({"text": "法律援助", "kind": "request", "top_k": 0}, "top_k"),
+        ({"text": "法律援助", "kind": "request", "top_k": 51}, "top_k"),
+        ({"text": "法律援助", "kind": "request", "top_k": "5"}, "top_k"),
+        ({"text": "法律援助", "kind": "request", "top_k": True}, "top_k"),
+        ({"text": "法律援助", "kind": "request", "top_k": 2.5}, "top_k"),
+    ],
+)
+def test_match_rejects_wrong_fields(client, payload, fragment):
+    response = client.post("/v1/match", json=payload)
+    assert response.status_code == 400
+    assert fragment in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("endpoint", POST_ENDPOINTS)
+def test_oversized_body_is_413(client, endpoint, services):
+    big = json.dumps({"text": "志愿者" * (services.settings.max_body_bytes // 3 + 10), "kind": "request"})
+    response = client.post(endpoint, data=big, content_type="application/json")
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize("endpoint", POST_ENDPOINTS)
+def test_text_over_the_character_limit_is_413(client, endpoint, services):
+    text = "a " * (services.settings.max_text_chars // 2 + 1)
+    response = client.post(endpoint, json={"text": text, "kind": "request"})
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize("method,path", [("get", "/v1/nothing"), ("get", "/"), ("post", "/v1/unknown")])
+def test_unknown_routes_are_json_404(client, method, path):
+    response = getattr(client, method)(path)
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "method,path", [("get", "/v1/extract"), ("get", "/v1/match"), ("post", "/v1/health"), ("delete", "/v1/taxonomy")]
+)
+def test_wrong_methods_are_json_405(client, method, path):
+    response = getattr(client, method)(path)
+    assert response.status_code == 405
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+@pytest.fixture(scope="module")
+def empty_client(services, tmp_path_factory):
+    """A service whose index folder has nothing published."""
+    settings = services.settings.with_overrides(index_dir=tmp_path_factory.mktemp("empty-index"))
+    svc = Services(settings, embedder=services.embedder, taxonomy=services.taxonomy)
+    return create_app(services=svc).test_client()
+
+
+def test_no_index_is_503_for_match_and_health(empty_client):
+    for response in (
+        empty_client.post("/v1/match", json={"text": "需要会计", "kind": "request"}),
+        empty_client.get("/v1/health"),
+    ):
+        assert response.status_code == 503
+        assert response.get_json()["error"]["code"] == "index_unavailable"
+
+
+def test_extract_works_without_an_index(empty_client):
+    response = empty_client.post("/v1/extract", json={"text": "会用Photoshop修图"})
+    assert response.status_code == 200
