@@ -226,6 +226,117 @@ def match(obj: Context, text: str, kind: str, top_k: int, index_dir: Path | None
 
 
 @main.command()
+@click.option("--gold", "gold_file", type=click.Path(path_type=Path), default=None,
+              help="Gold JSONL file to score (e.g. corpus/eval/test.jsonl).")
+@click.option("--report-dir", type=click.Path(path_type=Path), default=None,
+              help="Write report.json, report.md and PNG charts here.")
+@click.option("--compare", "compare_files", type=click.Path(exists=True, path_type=Path), nargs=2, default=None,
+              help="Two report.json files A B: print what changed, per metric.")
+@click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
+              help="Another local sentence-transformers folder to evaluate with.")
+@click.option("--taxonomy", "taxonomy_dir", type=click.Path(path_type=Path), default=None,
+              help="Another taxonomy folder to evaluate.")
+@click.option("--lexical-only", is_flag=True, help="Turn semantic tagging off.")
+@click.pass_obj
+def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, compare_files: tuple[Path, Path] | None,
+             model_path: Path | None, taxonomy_dir: Path | None, lexical_only: bool) -> None:
+    """Score taxonomy tagging against gold data: P/R/F1 micro and macro, per category, language, method, span.
+
+    \b
+    Examples:
+      nlp-service evaluate --gold corpus/eval/test.jsonl --report-dir reports/test
+      nlp-service evaluate --compare reports/a/report.json reports/b/report.json
+    """
+    from nlp_service.evaluation.report import comparison_table, format_table, summary_table, write_report
+
+    if compare_files:
+        a, b = (json.loads(p.read_text(encoding="utf-8")) for p in compare_files)
+        click.echo(f"A: {compare_files[0]}  ({a['meta']['model']}, taxonomy {a['meta']['taxonomy_version']})")
+        click.echo(f"B: {compare_files[1]}  ({b['meta']['model']}, taxonomy {b['meta']['taxonomy_version']})")
+        click.echo(comparison_table(a, b))
+        return
+    if gold_file is None:
+        raise click.UsageError("give --gold FILE (or --compare A.json B.json)")
+    try:
+        report = _run_evaluation(obj, gold_file, model_path, taxonomy_dir, lexical_only)
+    except NlpServiceError as exc:
+        raise _fail(exc) from exc
+    results = report["results"]
+    click.echo(f"{results['items']} texts · model {report['meta']['model']} · taxonomy "
+               f"{report['meta']['taxonomy_version']}")
+    click.echo(format_table(summary_table(results), ("view", "precision", "recall", "F1", "support")))
+    rows = [(c, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
+            for c, m in results["per_category"].items()]
+    click.echo(format_table(rows, ("category", "precision", "recall", "F1", "support")))
+    for title, key in (("false positives", "top_false_positives"), ("misses", "top_misses")):
+        top = ", ".join(f"{r['concept_id']} ({r['count']})" for r in results[key][:8]) or "-"
+        click.echo(f"most frequent {title}: {top}")
+    if report_dir is not None:
+        for path in write_report(report, report_dir):
+            click.echo(f"wrote {path}")
+
+
+def _run_evaluation(obj: Context, gold_file: Path, model_path: Path | None, taxonomy_dir: Path | None,
+                    lexical_only: bool) -> dict:
+    from tqdm import tqdm
+
+    from nlp_service.evaluation.gold import file_hash, load_gold
+    from nlp_service.evaluation.tagging import evaluate_tagging, report_metadata
+
+    services = obj.services(model_path=model_path, taxonomy_dir=taxonomy_dir,
+                            **({"semantic_tags": False} if lexical_only else {}))
+    items = load_gold(gold_file, services.taxonomy)
+    predictions = []
+    for start in tqdm(range(0, len(items), 32), desc="tagging", unit="batch", file=sys.stderr):
+        predictions += services.tagger.tag_many([i.text for i in items[start : start + 32]])
+    semantic = services.tagger.semantic
+    meta = report_metadata(model=services.embedder.name, taxonomy=services.taxonomy, gold_path=gold_file,
+                           gold_hash=file_hash(gold_file), thresholds=semantic.thresholds if semantic else None)
+    meta["lexical_only"] = lexical_only
+    return {"meta": meta, "results": evaluate_tagging(items, predictions, services.taxonomy)}
+
+
+@main.command()
+@click.option("--gold", "gold_file", type=click.Path(path_type=Path), default=Path("corpus/eval/dev.jsonl"),
+              show_default=True, help="Dev gold file (never the test part).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("corpus/eval/calibration"),
+              show_default=True, help="Where to write threshold_curve.json and .png.")
+@click.option("--low", default=0.40, show_default=True, type=float)
+@click.option("--high", default=0.80, show_default=True, type=float)
+@click.option("--step", default=0.02, show_default=True, type=float)
+@click.pass_obj
+def calibrate(obj: Context, gold_file: Path, out_dir: Path, low: float, high: float, step: float) -> None:
+    """Sweep the semantic-tagging threshold per language on the dev gold part; write the P/R curve.
+
+    \b
+    Example:
+      nlp-service calibrate --gold corpus/eval/dev.jsonl --out corpus/eval/calibration
+    """
+    from nlp_service.evaluation.calibrate import sweep_thresholds
+    from nlp_service.evaluation.gold import file_hash, load_gold
+    from nlp_service.evaluation.report import write_curve
+
+    if not 0 < step < 1 or low >= high:
+        raise click.BadParameter("need low < high and 0 < step < 1")
+    try:
+        services = obj.services()
+        items = load_gold(gold_file, services.taxonomy)
+    except NlpServiceError as exc:
+        raise _fail(exc) from exc
+    grid = [round(low + i * step, 4) for i in range(int(round((high - low) / step)) + 1)]
+    curve = sweep_thresholds(services.tagger, items, grid)
+    curve.update({"gold_file": str(gold_file), "gold_sha256": file_hash(gold_file), "model": services.embedder.name,
+                  "taxonomy_version": services.taxonomy.full_version})
+    for path in write_curve(curve, out_dir):
+        click.echo(f"wrote {path}")
+    for lang, data in curve["per_language"].items():
+        best = data["best"]
+        click.echo(f"{lang}: best threshold {best['threshold']:.2f}  P {best['precision']:.3f}  "
+                   f"R {best['recall']:.3f}  F1 {best['f1']:.3f}  ({data['items']} texts)")
+    click.echo("set NLP_SERVICE_SEMANTIC_THRESHOLD_ZH / _EN, or the defaults in nlp_service/settings.py, to these")
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))

@@ -41,8 +41,8 @@ class Segmenter(Protocol):
 def detect_language(text: str) -> Lang:
     """``zh``, ``en`` or ``mixed`` from the share of Han characters against Latin words.
 
-    Two Han characters count as one word. A Chinese text with a few tool names (``PS``, ``Excel``) stays
-    ``zh``; one with English phrases or sentences becomes ``mixed``.
+    Two Han characters count as one word. Below 30% English words a text is ``zh`` (a Chinese text with a
+    few tool names such as ``PS`` or ``Excel`` stays Chinese); above 90% it is ``en``; between, ``mixed``.
     """
     han = len(_HAN_CHAR.findall(text))
     latin = len(_LATIN_WORD.findall(text))
@@ -53,7 +53,7 @@ def detect_language(text: str) -> Lang:
     if latin == 0:
         return "zh"
     share_en = latin / (latin + han / 2.0)
-    if share_en < 0.2:
+    if share_en < 0.3:
         return "zh"
     if share_en > 0.9:
         return "en"
@@ -102,8 +102,10 @@ class BilingualSegmenter:
         self._zh.tokenizer.segmenter = SpacySegmenter.jieba.value
         self._zh.tokenizer.jieba_seg = self._jieba
         self._en = spacy.blank("en")
-        self._en.add_pipe("lemmatizer", config={"mode": "lookup"})
+        lemmatizer = self._en.add_pipe("lemmatizer", config={"mode": "lookup"})
         self._en.initialize()
+        # spaCy's lookup table is case-sensitive ("PROPOSALS" stays as is); we look lower-cased forms up.
+        self._lemma_table = lemmatizer.lookups.get_table("lemma_lookup")
 
     def segment(self, text: str) -> list[Token]:
         tokens: list[Token] = []
@@ -121,12 +123,13 @@ class BilingualSegmenter:
                         Token(tok.text, begin, begin + len(tok.text), "zh", tok.text.lower(), tok.is_punct)
                     )
             else:
-                doc = self._en(chunk)
+                doc = self._en.make_doc(chunk)
                 for tok in doc:
                     if tok.is_space:
                         continue
                     begin = start + tok.idx
-                    lemma = (tok.lemma_ or tok.text).lower()
+                    lower = tok.text.lower()
+                    lemma = self._lemma_table.get(lower, lower)
                     tokens.append(Token(tok.text, begin, begin + len(tok.text), "en", lemma, tok.is_punct))
         return tokens
 

@@ -152,11 +152,14 @@ class SemanticTagger:
         *,
         label_vectors: np.ndarray | None = None,
         per_clause: int = 2,
+        min_clause_chars: int = 6,
     ) -> None:
         self._taxonomy = taxonomy
         self._embedder = embedder
         self.thresholds = dict(thresholds)
         self.per_clause = per_clause
+        # Very short clauses ("本人律师") sit close to many labels of their field: leave them to lexical tagging.
+        self.min_clause_chars = min_clause_chars
         concept_ids = [c.id for c in taxonomy]
         self._concept_ids = concept_ids
         owners: list[int] = []
@@ -188,16 +191,23 @@ class SemanticTagger:
         clauses: Sequence[tuple[int, int]],
         clause_vectors: np.ndarray,
         already: set[str],
+        thresholds: dict[str, float] | None = None,
+        sims: np.ndarray | None = None,
     ) -> list[Tag]:
         if not clauses:
             return []
-        sims = self.concept_similarities(clause_vectors)
+        thresholds = thresholds or self.thresholds
+        if sims is None:
+            sims = self.concept_similarities(clause_vectors)
         best: dict[str, Tag] = {}
         for row, (start, end) in enumerate(clauses):
+            if end - start < self.min_clause_chars:
+                continue
             lang = detect_language(text[start:end])
-            threshold = self.thresholds.get(lang, self.thresholds.get("mixed", 0.6))
             if lang == "mixed":
-                threshold = min(self.thresholds.get("zh", threshold), self.thresholds.get("en", threshold))
+                threshold = min(thresholds["zh"], thresholds["en"])
+            else:
+                threshold = thresholds[lang]
             order = np.argsort(-sims[row])[: self.per_clause]
             for column in order:
                 score = float(sims[row, column])

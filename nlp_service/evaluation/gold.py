@@ -1,0 +1,81 @@
+"""Gold annotations for tagging evaluation: ``corpus/eval/{dev,test}.jsonl``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from nlp_service.errors import GoldDataError
+from nlp_service.extract.taxonomy import Taxonomy
+
+LANGS = ("zh", "en", "mixed")
+
+
+@dataclass(frozen=True, slots=True)
+class GoldLabel:
+    concept_id: str
+    spans: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GoldItem:
+    id: str
+    lang: str
+    kind: str
+    text: str
+    labels: tuple[GoldLabel, ...]
+
+    @property
+    def concept_ids(self) -> frozenset[str]:
+        return frozenset(label.concept_id for label in self.labels)
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_gold(path: Path, taxonomy: Taxonomy | None = None) -> list[GoldItem]:
+    """Read and check a gold file: offsets must point at their surface, concepts must exist."""
+    path = Path(path)
+    if not path.is_file():
+        raise GoldDataError(f"gold file {path} does not exist")
+    items: list[GoldItem] = []
+    seen: set[str] = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path.name}:{number}"
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise GoldDataError(f"{where}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(raw, dict) or not isinstance(raw.get("text"), str) or not isinstance(raw.get("id"), str):
+            raise GoldDataError(f"{where}: each line needs string 'id' and 'text'")
+        if raw["id"] in seen:
+            raise GoldDataError(f"{where}: duplicate id {raw['id']!r}")
+        seen.add(raw["id"])
+        if raw.get("lang") not in LANGS:
+            raise GoldDataError(f"{where}: 'lang' must be one of {', '.join(LANGS)}")
+        text = raw["text"]
+        labels = []
+        for label in raw.get("labels", []):
+            concept_id = label.get("concept_id")
+            if taxonomy is not None and concept_id not in taxonomy.concepts:
+                raise GoldDataError(f"{where}: unknown concept {concept_id!r}")
+            spans = []
+            for span in label.get("spans", []):
+                start, end, surface = span.get("start"), span.get("end"), span.get("surface")
+                if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
+                    raise GoldDataError(f"{where}: bad span {span!r} for {concept_id}")
+                if surface is not None and text[start:end] != surface:
+                    raise GoldDataError(f"{where}: span {start}-{end} is {text[start:end]!r}, not {surface!r}")
+                spans.append((start, end))
+            labels.append(GoldLabel(concept_id, tuple(spans)))
+        if len({label.concept_id for label in labels}) != len(labels):
+            raise GoldDataError(f"{where}: a concept is listed twice; merge its spans")
+        items.append(GoldItem(raw["id"], raw["lang"], raw.get("kind", ""), text, tuple(labels)))
+    if not items:
+        raise GoldDataError(f"gold file {path} is empty")
+    return items

@@ -1,0 +1,166 @@
+"""Evaluate taxonomy tagging against gold data: concept, category, span, language and method views."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+from nlp_service.evaluation.gold import LANGS, GoldItem
+from nlp_service.evaluation.metrics import PRF, ZERO, macro_f1, micro, set_counts
+from nlp_service.extract.tagger import Tag, TaggedText
+from nlp_service.extract.taxonomy import Taxonomy
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = out.stdout.strip()
+    if out.returncode != 0 or not commit:
+        return "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                           capture_output=True, text=True, timeout=10).stdout.strip()
+    return commit + ("-dirty" if dirty else "")
+
+
+def _span_prf(tags: Sequence[Tag], item: GoldItem, *, overlap: bool) -> PRF:
+    """One predicted span per concept; it is right when it hits any gold span of the same concept."""
+    gold = {label.concept_id: label.spans for label in item.labels if label.spans}
+    tp = fp = 0
+    matched: set[str] = set()
+    for tag in tags:
+        spans = gold.get(tag.concept_id)
+        if not spans:
+            fp += 1
+            continue
+        hit = any((tag.start, tag.end) == s for s in spans) if not overlap else any(
+            tag.start < e and s < tag.end for s, e in spans)
+        if hit:
+            tp += 1
+            matched.add(tag.concept_id)
+        else:
+            fp += 1
+    return PRF(tp, fp, len(set(gold) - matched))
+
+
+def evaluate_tagging(
+    items: Sequence[GoldItem], predictions: Sequence[TaggedText], taxonomy: Taxonomy, *, examples: int = 3
+) -> dict[str, Any]:
+    if len(items) != len(predictions):
+        raise ValueError("one prediction per gold item is needed")
+    concept_counts: dict[str, PRF] = defaultdict(lambda: ZERO)
+    category_counts: dict[str, PRF] = defaultdict(lambda: ZERO)
+    by_lang: dict[str, list[PRF]] = defaultdict(list)
+    category_level: list[PRF] = []
+    per_item: list[PRF] = []
+    methods: dict[str, list[PRF]] = {"lexical": [], "semantic": []}
+    span_exact: list[PRF] = []
+    span_overlap: list[PRF] = []
+    false_positives: Counter[str] = Counter()
+    misses: Counter[str] = Counter()
+    fp_examples: dict[str, list[dict[str, str]]] = defaultdict(list)
+    miss_examples: dict[str, list[dict[str, str]]] = defaultdict(list)
+
+    def category_of(cid: str) -> str:
+        return taxonomy[cid].category if cid in taxonomy.concepts else "unknown"
+
+    for item, predicted in zip(items, predictions):
+        pred_ids = predicted.concept_ids
+        gold_ids = item.concept_ids
+        counts = set_counts(pred_ids, gold_ids)
+        per_item.append(counts)
+        by_lang[item.lang].append(counts)
+        for cid in pred_ids | gold_ids:
+            c = set_counts({cid} & pred_ids, {cid} & gold_ids)
+            concept_counts[cid] = concept_counts[cid] + c
+            category_counts[category_of(cid)] = category_counts[category_of(cid)] + c
+        category_level.append(set_counts({category_of(c) for c in pred_ids}, {category_of(c) for c in gold_ids}))
+        for method in methods:
+            methods[method].append(set_counts({t.concept_id for t in predicted.tags if t.method == method}, gold_ids))
+        if any(label.spans for label in item.labels):
+            span_exact.append(_span_prf(predicted.tags, item, overlap=False))
+            span_overlap.append(_span_prf(predicted.tags, item, overlap=True))
+        for tag in predicted.tags:
+            if tag.concept_id not in gold_ids:
+                false_positives[tag.concept_id] += 1
+                if len(fp_examples[tag.concept_id]) < examples:
+                    fp_examples[tag.concept_id].append(
+                        {"id": item.id, "surface": tag.surface, "method": tag.method, "text": item.text})
+        for cid in gold_ids - pred_ids:
+            misses[cid] += 1
+            if len(miss_examples[cid]) < examples:
+                spans = next((l.spans for l in item.labels if l.concept_id == cid), ())
+                evidence = item.text[spans[0][0]:spans[0][1]] if spans else ""
+                miss_examples[cid].append({"id": item.id, "evidence": evidence, "text": item.text})
+
+    def listing(counter: Counter[str], samples: dict[str, list[dict[str, str]]]) -> list[dict[str, Any]]:
+        return [
+            {"concept_id": cid, "label_en": taxonomy[cid].label_en if cid in taxonomy.concepts else cid,
+             "count": n, "examples": samples[cid]}
+            for cid, n in counter.most_common(15)
+        ]
+
+    overall = micro(per_item)
+    return {
+        "items": len(items),
+        "by_lang_items": {lang: len(by_lang[lang]) for lang in LANGS},
+        "concept": {"micro": overall.to_dict(), "macro": macro_f1(concept_counts)},
+        "category_level": {"micro": micro(category_level).to_dict()},
+        "per_category": {cat: category_counts[cat].to_dict() for cat in sorted(taxonomy.categories)},
+        "per_language": {lang: micro(by_lang[lang]).to_dict() for lang in LANGS if by_lang[lang]},
+        "per_method": {m: micro(c).to_dict() for m, c in methods.items()},
+        "span": {"exact": micro(span_exact).to_dict(), "overlap": micro(span_overlap).to_dict(),
+                 "items_with_spans": len(span_exact)},
+        "top_false_positives": listing(false_positives, fp_examples),
+        "top_misses": listing(misses, miss_examples),
+    }
+
+
+def report_metadata(*, model: str, taxonomy: Taxonomy, gold_path: Path, gold_hash: str,
+                    thresholds: dict[str, float] | None) -> dict[str, Any]:
+    return {
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "model": model,
+        "taxonomy_version": taxonomy.full_version,
+        "gold_file": str(gold_path),
+        "gold_sha256": gold_hash,
+        "git_commit": git_commit(),
+        "semantic_thresholds": thresholds,
+    }
+
+
+HEADLINE = [
+    ("concept micro F1", ("concept", "micro", "f1")),
+    ("concept micro precision", ("concept", "micro", "precision")),
+    ("concept micro recall", ("concept", "micro", "recall")),
+    ("concept macro F1", ("concept", "macro", "f1")),
+    ("category-level micro F1", ("category_level", "micro", "f1")),
+    ("span exact F1", ("span", "exact", "f1")),
+    ("span overlap F1", ("span", "overlap", "f1")),
+]
+
+
+def _get(report: dict[str, Any], path: Sequence[str]) -> float | None:
+    node: Any = report
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node if isinstance(node, (int, float)) else None
+
+
+def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, float | None, float | None]]:
+    """(metric, value in A, value in B) for the headline metrics, per language, method and category."""
+    rows: list[tuple[str, float | None, float | None]] = []
+    ra, rb = a.get("results", a), b.get("results", b)
+    for name, path in HEADLINE:
+        rows.append((name, _get(ra, path), _get(rb, path)))
+    for group, label in (("per_language", "F1 {}"), ("per_method", "F1 {} tags"), ("per_category", "F1 {}")):
+        keys = sorted(set(ra.get(group, {})) | set(rb.get(group, {})))
+        for key in keys:
+            rows.append((label.format(key), _get(ra, (group, key, "f1")), _get(rb, (group, key, "f1"))))
+    return rows

@@ -1,0 +1,87 @@
+"""The nlp-service command through click's runner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nlp_service.cli import main
+
+COMMANDS = [[], ["rebuild"], ["extract"], ["match"], ["serve"], ["prepare-model"], ["taxonomy", "validate"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "main")
+def test_every_command_has_help_with_an_example(runner, command):
+    result = runner.invoke(main, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output
+
+
+def test_taxonomy_validate_passes_on_shipped_taxonomy(runner, settings):
+    result = runner.invoke(main, ["taxonomy", "validate", "--dir", str(settings.taxonomy_dir)])
+    assert result.exit_code == 0, result.output
+    assert "ESCO classification of the European Commission" in result.output
+
+
+def test_taxonomy_validate_rejects_a_broken_taxonomy(runner, tmp_path, settings):
+    (tmp_path / "concepts").mkdir()
+    (tmp_path / "categories.json").write_text(
+        (settings.taxonomy_dir / "categories.json").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    lines = [
+        {"id": "legal.a", "category": "legal", "label_en": "contract review", "label_zh": "合同审查"},
+        {"id": "legal.b", "category": "legal", "label_en": "Contract  Review", "label_zh": "审合同"},
+        {"id": "legal.c", "category": "cooking", "label_en": "baking", "label_zh": "烘焙"},
+        {"id": "legal.d", "category": "legal", "label_en": "", "label_zh": "调解"},
+    ]
+    (tmp_path / "concepts" / "legal.jsonl").write_text(
+        "\n".join(json.dumps(x, ensure_ascii=False) for x in lines), encoding="utf-8"
+    )
+    result = runner.invoke(main, ["taxonomy", "validate", "--dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "belongs to both legal.a and legal.b" in result.output
+    assert "unknown category 'cooking'" in result.output
+    assert "legal.d: missing label_en" in result.output
+    assert "category 'hr' has no concepts" in result.output
+
+
+def test_extract_json_matches_api(runner, client, monkeypatch, settings):
+    _use(monkeypatch, settings)
+    text = "会用Figma做原型，也做过usability testing"
+    result = runner.invoke(main, ["extract", text, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == client.post("/v1/extract", json={"text": text}).get_json()
+
+
+def test_match_readable_and_json(runner, client, monkeypatch, settings, services):
+    _use(monkeypatch, settings)
+    text = "We need an accountant to prepare our annual financial statements"
+    readable = runner.invoke(main, ["match", text, "--kind", "request", "--top-k", "3"])
+    assert readable.exit_code == 0, readable.output
+    assert "shared:" in readable.output and " 1. " in readable.output
+    as_json = runner.invoke(main, ["match", text, "--kind", "request", "--top-k", "3", "--json"])
+    api = client.post("/v1/match", json={"text": text, "kind": "request", "top_k": 3}).get_json()
+    assert json.loads(as_json.output) == api
+
+
+def test_match_without_index_fails_cleanly(runner, monkeypatch, settings, tmp_path):
+    _use(monkeypatch, settings)
+    result = runner.invoke(main, ["match", "会计", "--kind", "request", "--index-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "no index is published" in result.output
+
+
+def test_rebuild_reports_bad_corpus(runner, monkeypatch, settings, tmp_path):
+    _use(monkeypatch, settings)
+    (tmp_path / "docs.jsonl").write_text('{"id": "x", "kind": "donor", "text": "hi"}\n', encoding="utf-8")
+    result = runner.invoke(main, ["rebuild", "--corpus", str(tmp_path), "--index-dir", str(tmp_path / "idx")])
+    assert result.exit_code == 1
+    assert "'kind' must be 'volunteer' or 'request'" in result.output
+    assert not (tmp_path / "idx" / "CURRENT").exists()
+
+
+def _use(monkeypatch, settings) -> None:
+    """Point the CLI's settings (read from the environment) at the test session's folders."""
+    for name in ("taxonomy_dir", "corpus_dir", "index_dir", "model_path", "cache_dir"):
+        monkeypatch.setenv(f"NLP_SERVICE_{name.upper()}", str(getattr(settings, name)))

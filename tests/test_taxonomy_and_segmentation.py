@@ -1,0 +1,67 @@
+"""The shipped taxonomy's size and mapping, and the segmenter's language and boundary rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from nlp_service.extract.segment import detect_language, script_runs
+
+
+def test_taxonomy_is_big_bilingual_and_mostly_esco_mapped(taxonomy):
+    assert len(taxonomy) >= 300
+    assert len(taxonomy.categories) >= 15
+    assert taxonomy.problems() == []
+    for category in taxonomy.categories:
+        assert len(taxonomy.concepts_in(category)) >= 15, category
+    mapped = [c for c in taxonomy if c.esco_uri]
+    assert len(mapped) / len(taxonomy) > 0.6
+    assert all(c.label_en and c.label_zh for c in taxonomy)
+
+
+@pytest.mark.parametrize(
+    "text,lang",
+    [
+        ("我会做账", "zh"),
+        ("熟悉PS和Excel，可以做海报和公众号排版", "zh"),
+        ("I can do bookkeeping", "en"),
+        ("本人做UX research五年，熟悉Figma和usability testing", "mixed"),
+        ("Need a 会计 to help with our 年度审计 before March", "mixed"),
+        ("12345 !!!", "en"),
+    ],
+)
+def test_detect_language(text, lang):
+    assert detect_language(text) == lang
+
+
+def test_script_runs_cover_the_text():
+    text = "熟悉Figma和usability testing。OK"
+    runs = script_runs(text)
+    assert "".join(text[s:e] for s, e, _ in runs) == text
+    assert [lang for _, _, lang in runs] == ["zh", "en", "zh", "en", "zh", "en"]
+
+
+@pytest.mark.parametrize(
+    "text,absent",
+    [
+        ("Cisco routers and React apps", {"data.r"}),
+        ("Our R&D team and the C-suite", {"data.r"}),
+        ("I excel at teamwork", set()),
+        ("ps: we cover travel costs", {"design.photoshop"}),
+    ],
+)
+def test_short_labels_only_fire_on_word_boundaries_and_in_capitals(services, text, absent):
+    tags = services.tagger.lexical.tag_tokens(text, services.segmenter.segment(text))
+    assert not absent & {t.concept_id for t in tags}
+
+
+def test_offsets_hold_for_every_tag_in_the_corpus(services):
+    index = services.current_index()
+    for entry in index.documents.values():
+        for tag in entry.tags:
+            assert entry.document.text[tag["start"] : tag["end"]] == tag["surface"]
+
+
+def test_lemmas_and_case_do_not_matter_for_english(services):
+    for text in ("We need GRANT PROPOSALS written", "she wrote a grant proposal"):
+        tags = services.tagger.lexical.tag_tokens(text, services.segmenter.segment(text))
+        assert "fundraising.grant_writing" in {t.concept_id for t in tags}, text
