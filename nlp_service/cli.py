@@ -337,6 +337,60 @@ def calibrate(obj: Context, gold_file: Path, out_dir: Path, low: float, high: fl
 
 
 @main.command()
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=Path("../shared/data"), show_default=True,
+              help="Folder holding esco/ and benchmarks/ (the shared third-party data).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports/benchmarks"),
+              show_default=True, help="Where to write benchmarks.json and benchmarks.md.")
+@click.option("--only", type=click.Choice(["decorte", "skillspan", "csco"]), multiple=True,
+              help="Run only these (repeatable); default: all.")
+@click.option("--no-alt-labels", is_flag=True, help="Rank ESCO skills by preferred labels only.")
+@click.pass_obj
+def benchmark(obj: Context, data_dir: Path, out_dir: Path, only: tuple[str, ...], no_alt_labels: bool) -> None:
+    """Run the public benchmarks in ESCO taxonomy mode: Decorte TECH/HOUSE, SkillSpan dev, CSCO 2022.
+
+    \b
+    Example:
+      nlp-service benchmark --data-dir ../shared/data --out reports/benchmarks
+    """
+    from nlp_service.evaluation import benchmarks as bm
+    from nlp_service.evaluation.tagging import git_commit
+    from nlp_service.extract.segment import BilingualSegmenter
+    from nlp_service.index.embedder import SentenceTransformerEmbedder
+
+    settings = obj.settings()
+    chosen = set(only or ("decorte", "skillspan", "csco"))
+    try:
+        embedder = bm.CachedEmbedder(
+            SentenceTransformerEmbedder(settings.model_path, batch_size=settings.embed_batch_size), settings.cache_dir)
+    except NlpServiceError as exc:
+        raise _fail(exc) from exc
+    results: dict = {"meta": {"model": embedder.embedder.name, "git_commit": git_commit(),
+                              "alt_labels": not no_alt_labels, "notice": bm.ESCO_NOTICE}}
+    bench = data_dir / "benchmarks"
+    if chosen & {"decorte", "skillspan"}:
+        click.echo("embedding the ESCO label space (cached after the first run)...", err=True)
+        skills = bm.load_esco_label_space(data_dir)
+        ranker = bm.EscoRanker(skills, embedder, BilingualSegmenter(cache_dir=settings.cache_dir),
+                               alt_labels=not no_alt_labels)
+        if "decorte" in chosen:
+            for name in ("tech", "house"):
+                path = bench / "decorte_esco_linking" / f"{name}_validation_annotations.csv"
+                results[f"decorte_{name}_validation"] = bm.run_decorte(ranker, path)
+                click.echo(f"Decorte {name.upper()} validation: {results[f'decorte_{name}_validation']}")
+        if "skillspan" in chosen:
+            results["skillspan_dev"] = bm.run_skillspan(ranker, bench / "skillspan" / "dev.json")
+            click.echo(f"SkillSpan dev: {results['skillspan_dev']}")
+    if "csco" in chosen:
+        results["csco22"] = bm.run_csco(embedder, bench / "csco22_zh")
+        click.echo(f"CSCO 2022: {results['csco22']}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "benchmarks.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
+    click.echo(f"wrote {out_dir / 'benchmarks.json'}")
+    click.echo(bm.ESCO_NOTICE)
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))

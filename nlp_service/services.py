@@ -69,6 +69,10 @@ class Services:
                     f"{loaded.manifest.get('model', {}).get('name')!r}, but the service embeds with "
                     f"{self.embedder.name!r} ({self.embedder.dimension}-d); run 'nlp-service rebuild'"
                 )
+            built_with = loaded.manifest.get("taxonomy", {}).get("version")
+            if built_with != self.taxonomy.full_version:
+                logger.warning("index %s was tagged with taxonomy %s, the service runs %s; rebuild to refresh tags",
+                               loaded.version, built_with, self.taxonomy.full_version)
             self._index = loaded
             logger.info("loaded index version %s (%s documents)", loaded.version, loaded.document_count)
             return loaded

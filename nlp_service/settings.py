@@ -21,9 +21,10 @@ class Settings:
     model_path: Path = DEFAULT_MODEL_DIR
     cache_dir: Path = Path("var/cache")
     # Semantic tagging: a clause is tagged with a concept when its cosine similarity to one of the
-    # concept's labels reaches the threshold of the text's language (see corpus/eval/calibration).
-    semantic_threshold_zh: float = 0.62
-    semantic_threshold_en: float = 0.62
+    # concept's labels reaches the threshold of the clause's language. The defaults are the F1-best points
+    # of `nlp-service calibrate` on corpus/eval/dev.jsonl (corpus/eval/calibration/threshold_curve.json).
+    semantic_threshold_zh: float = 0.64
+    semantic_threshold_en: float = 0.52
     semantic_tags: bool = True
     # Ranking: final score = (1 - tag_weight) * cosine + tag_weight * skill overlap.
     tag_weight: float = 0.35
