@@ -1,0 +1,79 @@
+"""One real server: `nlp-service serve` (gunicorn, app factory, models loaded per worker) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _call(url: str, body: dict | None = None) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture(scope="module")
+def server(services):
+    port = _free_port()
+    env = dict(os.environ)
+    settings = services.settings
+    for name in ("taxonomy_dir", "corpus_dir", "index_dir", "model_path", "cache_dir"):
+        env[f"NLP_SERVICE_{name.upper()}"] = str(getattr(settings, name))
+    cli = Path(sys.executable).with_name("nlp-service")
+    proc = subprocess.Popen([str(cli), "serve", "--port", str(port), "--workers", "1"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if _call(base + "/v1/health")[0] == 200:
+                break
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"server did not start: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.3)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_real_server_serves_health_match_and_errors(server, services):
+    status, health = _call(server + "/v1/health")
+    assert status == 200 and health["index"]["documents"] >= 300
+    status, body = _call(server + "/v1/match", {"text": "需要会做账的志愿者", "kind": "request", "top_k": 3})
+    assert status == 200 and len(body["matches"]) == 3
+    status, body = _call(server + "/v1/match", {"text": "  ", "kind": "request"})
+    assert status == 400 and body["error"]["code"] == "invalid_request"
+
+
+def test_rebuild_is_picked_up_without_restart(server, services):
+    before = _call(server + "/v1/health")[1]["index"]["version"]
+    from nlp_service.corpus import load_corpus
+
+    services.builder().build(load_corpus(services.settings.corpus_dir)[:40])
+    status, after = _call(server + "/v1/health")
+    assert status == 200
+    assert after["index"]["version"] != before and after["index"]["documents"] == 40
+    services.builder().build(load_corpus(services.settings.corpus_dir))  # restore the full index for other tests
+    assert _call(server + "/v1/health")[1]["index"]["documents"] >= 300
