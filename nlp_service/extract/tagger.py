@@ -204,8 +204,8 @@ class SemanticTagger:
             if end - start < self.min_clause_chars:
                 continue
             lang = detect_language(text[start:end])
-            if lang == "mixed":
-                threshold = min(thresholds["zh"], thresholds["en"])
+            if lang == "mixed":  # be as strict as the stricter language
+                threshold = max(thresholds["zh"], thresholds["en"])
             else:
                 threshold = thresholds[lang]
             order = np.argsort(-sims[row])[: self.per_clause]
