@@ -56,6 +56,7 @@ class _LabelPattern:
     concept_id: str
     keys: tuple[str, ...]
     exact_case: tuple[str | None, ...]  # a required surface per token, for short capitalised acronyms
+    capitalised: bool = False  # a one-word product name such as "Excel" or "Python"
 
 
 def _is_acronym(token: Token) -> bool:
@@ -81,9 +82,12 @@ class LexicalTagger:
                     continue
                 keys = tuple(t.key for t in tokens)
                 exact = tuple(t.text if _is_acronym(t) else None for t in tokens)
+                capitalised = (len(tokens) == 1 and tokens[0].lang == "en" and tokens[0].text[:1].isupper()
+                               and exact[0] is None)
                 bucket = self._patterns.setdefault(keys, [])
-                if all(p.concept_id != concept.id or p.exact_case != exact for p in bucket):
-                    bucket.append(_LabelPattern(concept.id, keys, exact))
+                pattern = _LabelPattern(concept.id, keys, exact, capitalised)
+                if pattern not in bucket:
+                    bucket.append(pattern)
                 self.max_len = max(self.max_len, len(keys))
 
     def tag_tokens(self, text: str, tokens: Sequence[Token]) -> list[Tag]:
@@ -98,7 +102,7 @@ class LexicalTagger:
                 if not candidates:
                     continue
                 window = tokens[i : i + length]
-                pattern = next((p for p in candidates if _case_ok(p, window)), None)
+                pattern = next((p for p in candidates if _case_ok(p, window, text)), None)
                 if pattern is None:
                     continue
                 if not _contiguous(text, window):
@@ -114,8 +118,19 @@ class LexicalTagger:
         return list(tags.values())
 
 
-def _case_ok(pattern: _LabelPattern, window: Sequence[Token]) -> bool:
-    return all(req is None or tok.text == req for req, tok in zip(pattern.exact_case, window))
+def _case_ok(pattern: _LabelPattern, window: Sequence[Token], text: str) -> bool:
+    if not all(req is None or tok.text == req for req, tok in zip(pattern.exact_case, window)):
+        return False
+    if pattern.capitalised and not window[0].text[:1].isupper():
+        # "excel at", "a python": a lower-case product name counts only beside Chinese ("懂excel").
+        return _next_to_han(text, window[0])
+    return True
+
+
+def _next_to_han(text: str, token: Token) -> bool:
+    before = text[: token.start].rstrip()[-1:]
+    after = text[token.end :].lstrip()[:1]
+    return any("\u3400" <= ch <= "\u9fff" for ch in before + after)
 
 
 def _contiguous(text: str, window: Sequence[Token]) -> bool:
@@ -151,7 +166,7 @@ class SemanticTagger:
         thresholds: dict[str, float],
         *,
         label_vectors: np.ndarray | None = None,
-        per_clause: int = 2,
+        per_clause: int = 1,
         min_clause_chars: int = 6,
     ) -> None:
         self._taxonomy = taxonomy
