@@ -33,3 +33,6 @@ index: $(STAMP) $(MODEL)/modules.json
 
 clean-index:
 	rm -rf var/index
+
+bench: setup
+	$(BIN)/python bench/run.py

@@ -26,11 +26,27 @@ def test_taxonomy_is_big_bilingual_and_mostly_esco_mapped(taxonomy):
         ("I can do bookkeeping", "en"),
         ("本人做UX research五年，熟悉Figma和usability testing", "mixed"),
         ("Need a 会计 to help with our 年度审计 before March", "mixed"),
+        ("目前在四大做data analytics consultant，日常就是SQL取数、做报表", "mixed"),
+        ("Java开发十年，周末可远程帮忙修bug、看看系统哪里卡", "zh"),
         ("12345 !!!", "en"),
     ],
 )
 def test_detect_language(text, lang):
     assert detect_language(text) == lang
+
+
+def test_shipped_corpus_language_mix(services):
+    from collections import Counter
+
+    from nlp_service.corpus import load_corpus
+
+    docs = load_corpus(services.settings.corpus_dir)
+    counts = Counter(detect_language(d.text) for d in docs)
+    assert sum(1 for d in docs if d.kind == "volunteer") >= 150
+    assert sum(1 for d in docs if d.kind == "request") >= 150
+    assert 0.4 <= counts["zh"] / len(docs) <= 0.6
+    assert 0.25 <= counts["en"] / len(docs) <= 0.4
+    assert counts["mixed"] / len(docs) >= 0.1
 
 
 def test_script_runs_cover_the_text():

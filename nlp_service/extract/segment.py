@@ -39,25 +39,25 @@ class Segmenter(Protocol):
 
 
 def detect_language(text: str) -> Lang:
-    """``zh``, ``en`` or ``mixed`` from the share of Han characters against Latin words.
+    """``zh``, ``en`` or ``mixed``.
 
-    Two Han characters count as one word. Below 30% English words a text is ``zh`` (a Chinese text with a
-    few tool names such as ``PS`` or ``Excel`` stays Chinese); above 90% it is ``en``; between, ``mixed``.
+    Two Han characters count as one word. Over 90% English words: ``en``. From 30%: ``mixed``. Below that, a
+    Chinese text is ``mixed`` when it switches into ordinary lower-case English words ("做data analytics",
+    "写proposal的budget"), and stays ``zh`` when its Latin words are only names and acronyms ("会用PS和Excel").
     """
     han = len(_HAN_CHAR.findall(text))
-    latin = len(_LATIN_WORD.findall(text))
-    if han == 0 and latin == 0:
-        return "en"
+    words = _LATIN_WORD.findall(text)
     if han == 0:
         return "en"
-    if latin == 0:
+    if not words:
         return "zh"
-    share_en = latin / (latin + han / 2.0)
-    if share_en < 0.3:
-        return "zh"
+    share_en = len(words) / (len(words) + han / 2.0)
     if share_en > 0.9:
         return "en"
-    return "mixed"
+    if share_en >= 0.3:
+        return "mixed"
+    ordinary = [w for w in words if w.islower() and len(w) > 1]
+    return "mixed" if len(ordinary) >= 2 else "zh"
 
 
 def script_runs(text: str) -> list[tuple[int, int, Literal["zh", "en"]]]:
