@@ -56,7 +56,7 @@ class _LabelPattern:
     concept_id: str
     keys: tuple[str, ...]
     exact_case: tuple[str | None, ...]  # a required surface per token, for short capitalised acronyms
-    capitalised: bool = False  # a one-word product name such as "Excel" or "Python"
+    capitalised: bool = False  # a product name that is also an English word: "Excel", "Illustrator"
 
 
 def _is_acronym(token: Token) -> bool:
@@ -82,8 +82,7 @@ class LexicalTagger:
                     continue
                 keys = tuple(t.key for t in tokens)
                 exact = tuple(t.text if _is_acronym(t) else None for t in tokens)
-                capitalised = (len(tokens) == 1 and tokens[0].lang == "en" and tokens[0].text[:1].isupper()
-                               and exact[0] is None)
+                capitalised = label in taxonomy.capitalised_only
                 bucket = self._patterns.setdefault(keys, [])
                 pattern = _LabelPattern(concept.id, keys, exact, capitalised)
                 if pattern not in bucket:
@@ -122,7 +121,7 @@ def _case_ok(pattern: _LabelPattern, window: Sequence[Token], text: str) -> bool
     if not all(req is None or tok.text == req for req, tok in zip(pattern.exact_case, window)):
         return False
     if pattern.capitalised and not window[0].text[:1].isupper():
-        # "excel at", "a python": a lower-case product name counts only beside Chinese ("懂excel").
+        # "excel at", "an illustrator": the lower-case word counts as the product only beside Chinese.
         return _next_to_han(text, window[0])
     return True
 

@@ -62,14 +62,19 @@ class Concept:
 class Taxonomy:
     """Categories and concepts, with a version and a content hash."""
 
-    def __init__(self, name: str, version: str, categories: list[Category], concepts: list[Concept]) -> None:
+    def __init__(self, name: str, version: str, categories: list[Category], concepts: list[Concept],
+                 capitalised_only: frozenset[str] = frozenset()) -> None:
         self.name = name
+        self.capitalised_only = frozenset(capitalised_only)
         self.version = version
         self.categories = {c.id: c for c in categories}
         self.concepts = {c.id: c for c in concepts}
         self._ordered = list(concepts)
         payload = json.dumps(
-            {"version": version, "concepts": [c.to_dict() for c in concepts]}, ensure_ascii=False, sort_keys=True
+            {"version": version, "concepts": [c.to_dict() for c in concepts],
+             "capitalised_only": sorted(self.capitalised_only)},
+            ensure_ascii=False,
+            sort_keys=True,
         )
         self.content_hash = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
@@ -120,7 +125,12 @@ class Taxonomy:
                 concept = _concept_from_raw(raw, where, problems)
                 if concept is not None:
                     concepts.append(concept)
-        taxonomy = cls(meta.get("taxonomy", "taxonomy"), str(meta.get("version", "0")), categories, concepts)
+        capitalised = meta.get("capitalised_only", [])
+        if not isinstance(capitalised, list) or not all(isinstance(x, str) for x in capitalised):
+            problems.append(f"{CATEGORIES_FILE}: capitalised_only must be a list of labels")
+            capitalised = []
+        taxonomy = cls(meta.get("taxonomy", "taxonomy"), str(meta.get("version", "0")), categories, concepts,
+                       frozenset(capitalised))
         problems.extend(taxonomy.problems())
         if strict and problems:
             raise TaxonomyError(
@@ -156,9 +166,10 @@ class Taxonomy:
                 other = owner.get(key)
                 if other is not None and other != concept.id:
                     found.append(f"label {label!r} belongs to both {other} and {concept.id}")
-                elif other == concept.id and label not in (concept.label_en, concept.label_zh):
-                    pass
                 owner.setdefault(key, concept.id)
+        all_labels = {label for concept in self._ordered for label in concept.labels}
+        for label in sorted(self.capitalised_only - all_labels):
+            found.append(f"capitalised_only lists {label!r}, which is not a label")
         counts = {cid: 0 for cid in self.categories}
         for concept in self._ordered:
             if concept.category in counts:
