@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal
 
 from nlp_service.errors import CorpusError
+from nlp_service.jsonl import JsonLineError, iter_jsonl
 
 Kind = Literal["volunteer", "request"]
 KINDS: tuple[str, ...] = ("volunteer", "request")
@@ -53,14 +54,11 @@ def load_corpus(directory: Path) -> list[Document]:
     documents: list[Document] = []
     seen: dict[str, str] = {}
     for path in files:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            where = f"{path.name}:{number}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"{where}: not valid JSON ({exc.msg})") from exc
+        try:
+            rows = list(iter_jsonl(path))
+        except JsonLineError as exc:
+            raise CorpusError(str(exc)) from exc
+        for where, raw in rows:
             document = document_from_dict(raw, where)
             if document.id in seen:
                 raise CorpusError(f"{where}: duplicate id {document.id!r} (first in {seen[document.id]})")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from nlp_service.errors import GoldDataError
 from nlp_service.extract.taxonomy import Taxonomy
+from nlp_service.jsonl import JsonLineError, iter_jsonl
 
 LANGS = ("zh", "en", "mixed")
 
@@ -43,14 +43,11 @@ def load_gold(path: Path, taxonomy: Taxonomy | None = None) -> list[GoldItem]:
         raise GoldDataError(f"gold file {path} does not exist")
     items: list[GoldItem] = []
     seen: set[str] = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path.name}:{number}"
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise GoldDataError(f"{where}: not valid JSON ({exc.msg})") from exc
+    try:
+        rows = list(iter_jsonl(path))
+    except JsonLineError as exc:
+        raise GoldDataError(str(exc)) from exc
+    for where, raw in rows:
         if not isinstance(raw, dict) or not isinstance(raw.get("text"), str) or not isinstance(raw.get("id"), str):
             raise GoldDataError(f"{where}: each line needs string 'id' and 'text'")
         if raw["id"] in seen:

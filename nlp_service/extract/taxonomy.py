@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from nlp_service.errors import TaxonomyError
+from nlp_service.jsonl import JsonLineError, iter_jsonl
 
 CATEGORIES_FILE = "categories.json"
 CONCEPTS_DIR = "concepts"
@@ -110,15 +111,12 @@ class Taxonomy:
         if not files:
             raise TaxonomyError(f"taxonomy folder {directory} has no {CONCEPTS_DIR}/*.jsonl files")
         for path in files:
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-                if not line.strip():
-                    continue
-                where = f"{path.name}:{number}"
-                try:
-                    raw = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    problems.append(f"{where}: not valid JSON ({exc.msg})")
-                    continue
+            try:
+                rows = list(iter_jsonl(path))
+            except JsonLineError as exc:
+                problems.append(str(exc))
+                continue
+            for where, raw in rows:
                 if not isinstance(raw, dict):
                     problems.append(f"{where}: a concept must be a JSON object")
                     continue
