@@ -167,6 +167,43 @@ def rebuild(obj: Context, corpus_dir: Path | None, index_dir: Path | None, if_mi
 
 
 @main.command()
+@click.option("--index-dir", type=click.Path(path_type=Path), default=None, help="Index folder [default: var/index].")
+@click.option("--publish", "to_publish", default=None, metavar="VERSION",
+              help="Point the service at this kept version (roll back or forward).")
+@click.pass_obj
+def versions(obj: Context, index_dir: Path | None, to_publish: str | None) -> None:
+    """List the index versions on disk (the published one is marked) or publish one of them.
+
+    \b
+    Examples:
+      nlp-service versions
+      nlp-service versions --publish 20261127T053306Z-96c222
+    """
+    from nlp_service.errors import IndexCorruptedError
+    from nlp_service.index.store import IndexStore
+
+    store = IndexStore(obj.settings(index_dir=index_dir).index_dir)
+    try:
+        if to_publish:
+            store.publish_existing(to_publish)
+            click.echo(f"published {to_publish}")
+            return
+    except NlpServiceError as exc:
+        raise _fail(exc) from exc
+    current = store.current_version()
+    if not store.list_versions():
+        raise click.ClickException(f"no index versions in {store.root}; run 'nlp-service rebuild'")
+    for version in store.list_versions():
+        try:
+            manifest = store.load(version).manifest
+            detail = (f"{manifest['documents']['total']} documents, model {manifest['model']['name']}, "
+                      f"taxonomy {manifest['taxonomy']['version']}, built {manifest.get('created_at')}")
+        except IndexCorruptedError as exc:
+            detail = f"CORRUPTED: {exc}"
+        click.echo(f"{'*' if version == current else ' '} {version}  {detail}")
+
+
+@main.command()
 @click.argument("text")
 @click.option("--json", "as_json", is_flag=True, help="Print the same JSON as POST /v1/extract.")
 @click.pass_obj

@@ -8,7 +8,8 @@ import pytest
 
 from nlp_service.cli import main
 
-COMMANDS = [[], ["rebuild"], ["extract"], ["match"], ["serve"], ["prepare-model"], ["taxonomy", "validate"]]
+COMMANDS = [[], ["rebuild"], ["extract"], ["match"], ["serve"], ["prepare-model"], ["taxonomy", "validate"],
+            ["versions"], ["evaluate"], ["calibrate"], ["benchmark"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "main")
@@ -85,3 +86,27 @@ def _use(monkeypatch, settings) -> None:
     """Point the CLI's settings (read from the environment) at the test session's folders."""
     for name in ("taxonomy_dir", "corpus_dir", "index_dir", "model_path", "cache_dir"):
         monkeypatch.setenv(f"NLP_SERVICE_{name.upper()}", str(getattr(settings, name)))
+
+
+def test_versions_lists_and_rolls_back(runner, monkeypatch, settings, services, tmp_path):
+    """Two builds into a private folder: list both, roll back to the first, and the API follows."""
+    from nlp_service.app import create_app
+    from nlp_service.corpus import load_corpus
+    from nlp_service.services import Services
+
+    _use(monkeypatch, settings)
+    private = settings.with_overrides(index_dir=tmp_path / "idx")
+    svc = Services(private, embedder=services.embedder, taxonomy=services.taxonomy)
+    docs = load_corpus(settings.corpus_dir)
+    first = svc.builder().build(docs[:20])
+    second = svc.builder().build(docs[:30])
+    client = create_app(services=svc).test_client()
+    assert client.get("/v1/health").get_json()["index"]["documents"] == 30
+    listed = runner.invoke(main, ["versions", "--index-dir", str(tmp_path / "idx")])
+    assert listed.exit_code == 0, listed.output
+    assert f"* {second}" in listed.output and f"  {first}" in listed.output
+    rolled = runner.invoke(main, ["versions", "--index-dir", str(tmp_path / "idx"), "--publish", first])
+    assert rolled.exit_code == 0, rolled.output
+    assert client.get("/v1/health").get_json()["index"]["documents"] == 20
+    missing = runner.invoke(main, ["versions", "--index-dir", str(tmp_path / "idx"), "--publish", "nope"])
+    assert missing.exit_code == 1 and "no index version 'nope'" in missing.output

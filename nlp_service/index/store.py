@@ -143,6 +143,15 @@ class IndexStore:
             logger.info("published index version %s (previous: %s)", version, previous)
             return version
 
+    def publish_existing(self, version: str) -> None:
+        """Point CURRENT at a version already on disk (a rollback), after verifying it loads cleanly."""
+        with self.rebuild_lock():
+            if version not in self.list_versions():
+                raise IndexNotFoundError(f"no index version {version!r} in {self.versions_dir}")
+            self.load(version)
+            self._publish(version)
+            logger.info("published existing index version %s", version)
+
     def _publish(self, version: str) -> None:
         tmp = self.root / f".{POINTER}.{uuid.uuid4().hex}"
         tmp.write_text(version + "\n", encoding="utf-8")
