@@ -167,3 +167,18 @@ def test_no_index_is_503_for_match_and_health(empty_client):
 def test_extract_works_without_an_index(empty_client):
     response = empty_client.post("/v1/extract", json={"text": "会用Photoshop修图"})
     assert response.status_code == 200
+
+
+def test_corrupted_index_is_503_not_500(services, tmp_path):
+    from nlp_service.corpus import load_corpus
+
+    settings = services.settings.with_overrides(index_dir=tmp_path / "idx")
+    svc = Services(settings, embedder=services.embedder, taxonomy=services.taxonomy)
+    version = svc.builder().build(load_corpus(settings.corpus_dir)[:10])
+    target = svc.store.version_path(version) / "documents.jsonl"
+    target.write_text(target.read_text(encoding="utf-8").replace("a", "b", 1), encoding="utf-8")
+    client = create_app(services=Services(settings, embedder=services.embedder, taxonomy=services.taxonomy)).test_client()
+    response = client.post("/v1/match", json={"text": "需要会计", "kind": "request"})
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "index_corrupted"
+    assert "checksum" in response.get_json()["error"]["message"]
