@@ -60,7 +60,7 @@ class _LabelPattern:
 
 
 def _is_acronym(token: Token) -> bool:
-    return token.lang == "en" and token.text.isupper() and token.text.isalpha() and len(token.text) <= 3
+    return token.lang == "en" and token.text.isupper() and token.text.isalpha() and len(token.text) <= 5
 
 
 class LexicalTagger:
