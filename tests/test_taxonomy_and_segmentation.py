@@ -81,3 +81,13 @@ def test_lemmas_and_case_do_not_matter_for_english(services):
     for text in ("We need GRANT PROPOSALS written", "she wrote a grant proposal"):
         tags = services.tagger.lexical.tag_tokens(text, services.segmenter.segment(text))
         assert "fundraising.grant_writing" in {t.concept_id for t in tags}, text
+
+
+@pytest.mark.parametrize(
+    "text,concept,expected",
+    [("会ps修图", "design.photoshop", True), ("做ppt", "design.presentation", True),
+     ("ps: thanks", "design.photoshop", False), ("a nice meal", "research.monitoring_evaluation", False)],
+)
+def test_lower_case_acronyms_count_only_beside_chinese(services, text, concept, expected):
+    tags = services.tagger.lexical.tag_tokens(text, services.segmenter.segment(text))
+    assert (concept in {t.concept_id for t in tags}) is expected

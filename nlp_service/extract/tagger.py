@@ -67,7 +67,8 @@ class LexicalTagger:
     """Longest match of label token sequences over the text's tokens.
 
     English compares lower-cased lemmas on token (word) boundaries; Chinese compares jieba segments, so a
-    label only fires on segment boundaries. Short all-capital acronyms ("R", "PS", "HR") match in capitals only.
+    label only fires on segment boundaries. Short all-capital acronyms ("R", "PS", "HR") match in capitals
+    only, or in lower case right beside Chinese ("会ps").
     """
 
     def __init__(self, taxonomy: Taxonomy, segmenter: BilingualSegmenter) -> None:
@@ -118,8 +119,12 @@ class LexicalTagger:
 
 
 def _case_ok(pattern: _LabelPattern, window: Sequence[Token], text: str) -> bool:
-    if not all(req is None or tok.text == req for req, tok in zip(pattern.exact_case, window)):
-        return False
+    for required, token in zip(pattern.exact_case, window):
+        if required is None or token.text == required:
+            continue
+        # Chinese writers often lower-case acronyms ("会ps", "做ppt"): accept that only beside Chinese.
+        if token.text.upper() != required or not _next_to_han(text, token):
+            return False
     if pattern.capitalised and not window[0].text[:1].isupper():
         # "excel at", "an illustrator": the lower-case word counts as the product only beside Chinese.
         return _next_to_han(text, window[0])
