@@ -288,8 +288,13 @@ def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, comp
 
     if compare_files:
         a, b = (json.loads(p.read_text(encoding="utf-8")) for p in compare_files)
-        click.echo(f"A: {compare_files[0]}  ({a['meta']['model']}, taxonomy {a['meta']['taxonomy_version']})")
-        click.echo(f"B: {compare_files[1]}  ({b['meta']['model']}, taxonomy {b['meta']['taxonomy_version']})")
+        for name, path, rep in (("A", compare_files[0], a), ("B", compare_files[1], b)):
+            meta = rep["meta"]
+            mode = "lexical only" if meta.get("lexical_only") else f"semantic thresholds {meta.get('semantic_thresholds')}"
+            click.echo(f"{name}: {path}  ({meta['model']}, taxonomy {meta['taxonomy_version']}, {mode}, "
+                       f"gold {meta['gold_sha256'][:12]})")
+        if a["meta"]["gold_sha256"] != b["meta"]["gold_sha256"]:
+            click.echo("warning: the two reports were made on different gold files", err=True)
         click.echo(comparison_table(a, b))
         return
     if gold_file is None:
