@@ -41,7 +41,7 @@ def sweep_thresholds(
                 if item.lang != lang:
                     continue
                 already = {t.concept_id for t in lexical}
-                extra = semantic.tag_clauses(item.text, clauses, vectors[block], already,
+                extra = semantic.tag_clauses(item.text, clauses, vectors[block], lexical,
                                              thresholds={"zh": threshold, "en": threshold}, sims=sims_all[block])
                 predicted = already | {t.concept_id for t in extra}
                 counts.append(set_counts(predicted, item.concept_ids))

@@ -209,12 +209,14 @@ class SemanticTagger:
         text: str,
         clauses: Sequence[tuple[int, int]],
         clause_vectors: np.ndarray,
-        already: set[str],
+        lexical: Sequence[Tag],
         thresholds: dict[str, float] | None = None,
         sims: np.ndarray | None = None,
     ) -> list[Tag]:
+        """Semantic tags for clauses that hold no lexical tag (paraphrases that share no label word)."""
         if not clauses:
             return []
+        already = {t.concept_id for t in lexical}
         thresholds = thresholds or self.thresholds
         if sims is None:
             sims = self.concept_similarities(clause_vectors)
@@ -222,6 +224,8 @@ class SemanticTagger:
         for row, (start, end) in enumerate(clauses):
             if end - start < self.min_clause_chars:
                 continue
+            if any(start <= t.start and t.end <= end for t in lexical):
+                continue  # a label already explains this clause
             lang = detect_language(text[start:end])
             if lang == "mixed":  # be as strict as the stricter language
                 threshold = max(thresholds["zh"], thresholds["en"])
@@ -269,8 +273,7 @@ class TaxonomyTagger:
             for number, (text, clauses) in enumerate(zip(texts, clause_lists)):
                 block = vectors[row : row + len(clauses)]
                 row += len(clauses)
-                already = {t.concept_id for t in lexical[number]}
-                semantic[number] = self.semantic.tag_clauses(text, clauses, block, already)
+                semantic[number] = self.semantic.tag_clauses(text, clauses, block, lexical[number])
         results = []
         for text, lex, sem in zip(texts, lexical, semantic):
             tags = sorted(lex + sem, key=lambda t: (t.start, t.end, t.concept_id))
