@@ -182,3 +182,42 @@ def test_corrupted_index_is_503_not_500(services, tmp_path):
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "index_corrupted"
     assert "checksum" in response.get_json()["error"]["message"]
+
+
+def _random_json(rng, depth=0):
+    kind = rng.integers(0, 8 if depth < 4 else 5)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return bool(rng.integers(0, 2))
+    if kind == 2:
+        return int(rng.integers(-10**6, 10**6))
+    if kind == 3:
+        return float(rng.normal()) * 1e3
+    if kind == 4:
+        alphabet = ["a", "Z", "志", "愿", " ", "\n", "\u3000", "\ud83d\ude00", "\\", '"', "\x00", "é", "ل"]
+        return "".join(rng.choice(alphabet, size=int(rng.integers(0, 12))))
+    if kind == 5:
+        return [_random_json(rng, depth + 1) for _ in range(int(rng.integers(0, 4)))]
+    keys = ["text", "kind", "top_k", "x"]
+    return {str(rng.choice(keys)): _random_json(rng, depth + 1) for _ in range(int(rng.integers(0, 4)))}
+
+
+@pytest.mark.parametrize("endpoint", POST_ENDPOINTS)
+def test_random_bodies_never_cause_a_5xx(client, endpoint):
+    """A seeded fuzz run: random JSON values and random bytes; every answer is JSON and below 500."""
+    import numpy as np
+
+    rng = np.random.default_rng(20261127)
+    for round_number in range(150):
+        if round_number % 5 == 0:
+            body = bytes(rng.integers(0, 256, size=int(rng.integers(0, 64)), dtype=np.uint8))
+        else:
+            value = _random_json(rng)
+            if isinstance(value, dict) and rng.random() < 0.5:
+                value["text"] = _random_json(rng) if rng.random() < 0.3 else "需要会计 accountant"
+                value["kind"] = str(rng.choice(["request", "volunteer", "other"]))
+            body = json.dumps(value, ensure_ascii=bool(rng.integers(0, 2))).encode("utf-8", "surrogatepass")
+        response = client.post(endpoint, data=body, content_type="application/json")
+        assert response.status_code < 500, (body[:100], response.data[:200])
+        assert response.is_json

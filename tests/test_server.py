@@ -77,3 +77,36 @@ def test_rebuild_is_picked_up_without_restart(server, services):
     assert after["index"]["version"] != before and after["index"]["documents"] == 40
     services.builder().build(load_corpus(services.settings.corpus_dir))  # restore the full index for other tests
     assert _call(server + "/v1/health")[1]["index"]["documents"] >= 300
+
+
+def test_reads_never_fail_while_rebuilds_publish(server, services):
+    """Four client threads query the real server while two rebuilds publish new versions."""
+    import concurrent.futures
+    import threading
+
+    from nlp_service.corpus import load_corpus
+
+    documents = load_corpus(services.settings.corpus_dir)
+    stop = threading.Event()
+    statuses: list[int] = []
+    versions: set[str] = set()
+
+    def reader() -> None:
+        while not stop.is_set() and len(statuses) < 2000:
+            status, body = _call(server + "/v1/match", {"text": "需要会做账的志愿者", "kind": "request", "top_k": 3})
+            statuses.append(status)
+            if status == 200:
+                versions.add(body["index"]["version"])
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(reader) for _ in range(4)]
+        try:
+            for _ in range(2):
+                services.builder().build(documents)
+                time.sleep(0.5)
+        finally:
+            stop.set()
+        for future in futures:
+            future.result(timeout=60)
+    assert statuses and set(statuses) == {200}, f"{len(statuses)} reads, statuses {set(statuses)}"
+    assert len(versions) >= 2, "readers should have seen more than one published version"
