@@ -274,15 +274,20 @@ def match(obj: Context, text: str, kind: str, top_k: int, index_dir: Path | None
 @click.option("--taxonomy", "taxonomy_dir", type=click.Path(path_type=Path), default=None,
               help="Another taxonomy folder to evaluate.")
 @click.option("--lexical-only", is_flag=True, help="Turn semantic tagging off.")
+@click.option("--calibration", "calibration_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="threshold_curve.json from 'calibrate' for this model: use its best thresholds.")
 @click.pass_obj
 def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, compare_files: tuple[Path, Path] | None,
-             model_path: Path | None, taxonomy_dir: Path | None, lexical_only: bool) -> None:
+             model_path: Path | None, taxonomy_dir: Path | None, lexical_only: bool,
+             calibration_file: Path | None) -> None:
     """Score taxonomy tagging against gold data: P/R/F1 micro and macro, per category, language, method, span.
 
     \b
     Examples:
       nlp-service evaluate --gold corpus/eval/test.jsonl --report-dir reports/test
       nlp-service evaluate --compare reports/a/report.json reports/b/report.json
+      nlp-service evaluate --gold corpus/eval/test.jsonl --model path/to/other-model \\
+          --calibration reports/other-model-calibration/threshold_curve.json --report-dir reports/other
     """
     from nlp_service.evaluation.report import comparison_table, format_table, summary_table, write_report
 
@@ -300,7 +305,7 @@ def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, comp
     if gold_file is None:
         raise click.UsageError("give --gold FILE (or --compare A.json B.json)")
     try:
-        report = _run_evaluation(obj, gold_file, model_path, taxonomy_dir, lexical_only)
+        report = _run_evaluation(obj, gold_file, model_path, taxonomy_dir, lexical_only, calibration_file)
     except NlpServiceError as exc:
         raise _fail(exc) from exc
     results = report["results"]
@@ -319,14 +324,21 @@ def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, comp
 
 
 def _run_evaluation(obj: Context, gold_file: Path, model_path: Path | None, taxonomy_dir: Path | None,
-                    lexical_only: bool) -> dict:
+                    lexical_only: bool, calibration_file: Path | None = None) -> dict:
     from tqdm import tqdm
 
     from nlp_service.evaluation.gold import file_hash, load_gold
     from nlp_service.evaluation.tagging import evaluate_tagging, report_metadata
 
-    services = obj.services(model_path=model_path, taxonomy_dir=taxonomy_dir,
-                            **({"semantic_tags": False} if lexical_only else {}))
+    overrides: dict[str, object] = {"semantic_tags": False} if lexical_only else {}
+    if calibration_file is not None:
+        curve = json.loads(calibration_file.read_text(encoding="utf-8"))
+        overrides["semantic_threshold_zh"] = curve["per_language"]["zh"]["best_threshold"]
+        overrides["semantic_threshold_en"] = curve["per_language"]["en"]["best_threshold"]
+    services = obj.services(model_path=model_path, taxonomy_dir=taxonomy_dir, **overrides)
+    if calibration_file is not None and curve.get("model") != services.embedder.name:
+        raise click.ClickException(f"{calibration_file} was calibrated for model {curve.get('model')!r}, "
+                                   f"not {services.embedder.name!r}")
     items = load_gold(gold_file, services.taxonomy)
     predictions = []
     for start in tqdm(range(0, len(items), 32), desc="tagging", unit="batch", file=sys.stderr):
@@ -346,13 +358,17 @@ def _run_evaluation(obj: Context, gold_file: Path, model_path: Path | None, taxo
 @click.option("--low", default=0.40, show_default=True, type=float)
 @click.option("--high", default=0.80, show_default=True, type=float)
 @click.option("--step", default=0.02, show_default=True, type=float)
+@click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
+              help="Calibrate for another local sentence-transformers folder.")
 @click.pass_obj
-def calibrate(obj: Context, gold_file: Path, out_dir: Path, low: float, high: float, step: float) -> None:
+def calibrate(obj: Context, gold_file: Path, out_dir: Path, low: float, high: float, step: float,
+              model_path: Path | None) -> None:
     """Sweep the semantic-tagging threshold per language on the dev gold part; write the P/R curve.
 
     \b
     Example:
       nlp-service calibrate --gold corpus/eval/dev.jsonl --out corpus/eval/calibration
+      nlp-service calibrate --model path/to/other-model --out reports/other-model-calibration
     """
     from nlp_service.evaluation.calibrate import sweep_thresholds
     from nlp_service.evaluation.gold import file_hash, load_gold
@@ -361,7 +377,7 @@ def calibrate(obj: Context, gold_file: Path, out_dir: Path, low: float, high: fl
     if not 0 < step < 1 or low >= high:
         raise click.BadParameter("need low < high and 0 < step < 1")
     try:
-        services = obj.services()
+        services = obj.services(model_path=model_path)
         items = load_gold(gold_file, services.taxonomy)
     except NlpServiceError as exc:
         raise _fail(exc) from exc

