@@ -327,8 +327,7 @@ def _run_evaluation(obj: Context, gold_file: Path, model_path: Path | None, taxo
                     lexical_only: bool, calibration_file: Path | None = None) -> dict:
     from tqdm import tqdm
 
-    from nlp_service.evaluation.gold import file_hash, load_gold
-    from nlp_service.evaluation.tagging import evaluate_tagging, report_metadata
+    from nlp_service.evaluation.tagging import run_gold_evaluation
 
     overrides: dict[str, object] = {"semantic_tags": False} if lexical_only else {}
     if calibration_file is not None:
@@ -339,15 +338,8 @@ def _run_evaluation(obj: Context, gold_file: Path, model_path: Path | None, taxo
     if calibration_file is not None and curve.get("model") != services.embedder.name:
         raise click.ClickException(f"{calibration_file} was calibrated for model {curve.get('model')!r}, "
                                    f"not {services.embedder.name!r}")
-    items = load_gold(gold_file, services.taxonomy)
-    predictions = []
-    for start in tqdm(range(0, len(items), 32), desc="tagging", unit="batch", file=sys.stderr):
-        predictions += services.tagger.tag_many([i.text for i in items[start : start + 32]])
-    semantic = services.tagger.semantic
-    meta = report_metadata(model=services.embedder.name, taxonomy=services.taxonomy, gold_path=gold_file,
-                           gold_hash=file_hash(gold_file), thresholds=semantic.thresholds if semantic else None)
-    meta["lexical_only"] = lexical_only
-    return {"meta": meta, "results": evaluate_tagging(items, predictions, services.taxonomy)}
+    with tqdm(desc="tagging", unit="text", file=sys.stderr) as bar:
+        return run_gold_evaluation(services, gold_file, lexical_only=lexical_only, progress=bar.update)
 
 
 @main.command()
@@ -412,36 +404,18 @@ def benchmark(obj: Context, data_dir: Path, out_dir: Path, only: tuple[str, ...]
       nlp-service benchmark --data-dir ../shared/data --out reports/benchmarks
     """
     from nlp_service.evaluation import benchmarks as bm
-    from nlp_service.evaluation.tagging import git_commit
     from nlp_service.extract.segment import BilingualSegmenter
     from nlp_service.index.embedder import SentenceTransformerEmbedder
 
     settings = obj.settings()
-    chosen = set(only or ("decorte", "skillspan", "csco"))
     try:
-        embedder = bm.CachedEmbedder(
-            SentenceTransformerEmbedder(settings.model_path, batch_size=settings.embed_batch_size), settings.cache_dir)
+        embedder = SentenceTransformerEmbedder(settings.model_path, batch_size=settings.embed_batch_size)
     except NlpServiceError as exc:
         raise _fail(exc) from exc
-    results: dict = {"meta": {"model": embedder.embedder.name, "git_commit": git_commit(),
-                              "alt_labels": not no_alt_labels, "notice": bm.ESCO_NOTICE}}
-    bench = data_dir / "benchmarks"
-    if chosen & {"decorte", "skillspan"}:
-        click.echo("embedding the ESCO label space (cached after the first run)...", err=True)
-        skills = bm.load_esco_label_space(data_dir)
-        ranker = bm.EscoRanker(skills, embedder, BilingualSegmenter(cache_dir=settings.cache_dir),
-                               alt_labels=not no_alt_labels)
-        if "decorte" in chosen:
-            for name in ("tech", "house"):
-                path = bench / "decorte_esco_linking" / f"{name}_validation_annotations.csv"
-                results[f"decorte_{name}_validation"] = bm.run_decorte(ranker, path)
-                click.echo(f"Decorte {name.upper()} validation: {results[f'decorte_{name}_validation']}")
-        if "skillspan" in chosen:
-            results["skillspan_dev"] = bm.run_skillspan(ranker, bench / "skillspan" / "dev.json")
-            click.echo(f"SkillSpan dev: {results['skillspan_dev']}")
-    if "csco" in chosen:
-        results["csco22"] = bm.run_csco(embedder, bench / "csco22_zh")
-        click.echo(f"CSCO 2022: {results['csco22']}")
+    click.echo("embedding the ESCO label space on the first run (cached after that)...", err=True)
+    results = bm.run_benchmarks(embedder, BilingualSegmenter(cache_dir=settings.cache_dir), data_dir,
+                                settings.cache_dir, only or bm.BENCHMARKS, alt_labels=not no_alt_labels,
+                                report=lambda name, result: click.echo(f"{name}: {json.dumps(result)}"))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "benchmarks.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
     click.echo(f"wrote {out_dir / 'benchmarks.json'}")

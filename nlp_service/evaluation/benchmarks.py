@@ -196,3 +196,35 @@ def run_csco(embedder: CachedEmbedder, data_dir: Path) -> dict[str, Any]:
     at5 = np.mean([case["expected_code"] in {codes[j] for j in row} for row, case in zip(top, cases)])
     return {"cases": len(cases), "occupations": len(occupations), "accuracy@1": round(float(at1), 4),
             "accuracy@5": round(float(at5), 4)}
+
+
+BENCHMARKS = ("decorte", "skillspan", "csco")
+
+
+def run_benchmarks(embedder: Embedder, segmenter: BilingualSegmenter, data_dir: Path, cache_dir: Path,
+                   chosen: Sequence[str] = BENCHMARKS, *, alt_labels: bool = True,
+                   report: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the chosen benchmarks; ``report(name, result)`` is called as each one finishes."""
+    from nlp_service.evaluation.tagging import git_commit
+
+    cached = CachedEmbedder(embedder, cache_dir)
+    results: dict[str, Any] = {"meta": {"model": embedder.name, "git_commit": git_commit(),
+                                        "alt_labels": alt_labels, "notice": ESCO_NOTICE}}
+    bench = Path(data_dir) / "benchmarks"
+
+    def done(name: str, result: dict[str, Any]) -> None:
+        results[name] = result
+        if report is not None:
+            report(name, result)
+
+    if {"decorte", "skillspan"} & set(chosen):
+        ranker = EscoRanker(load_esco_label_space(data_dir), cached, segmenter, alt_labels=alt_labels)
+        if "decorte" in chosen:
+            for name in ("tech", "house"):
+                path = bench / "decorte_esco_linking" / f"{name}_validation_annotations.csv"
+                done(f"decorte_{name}_validation", run_decorte(ranker, path))
+        if "skillspan" in chosen:
+            done("skillspan_dev", run_skillspan(ranker, bench / "skillspan" / "dev.json"))
+    if "csco" in chosen:
+        done("csco22", run_csco(cached, bench / "csco22_zh"))
+    return results

@@ -27,7 +27,7 @@ def sweep_thresholds(
         clauses = tagger.segmenter.sentences(item.text)
         prepared.append((item, lexical, clauses))
     flat = [item.text[s:e] for item, _, clauses in prepared for s, e in clauses]
-    vectors = semantic._embedder.embed(flat)
+    vectors = semantic.embedder.embed(flat)
     sims_all = semantic.concept_similarities(vectors) if len(flat) else np.zeros((0, 0), dtype=np.float32)
     per_language: dict[str, Any] = {}
     for lang in ("zh", "en"):

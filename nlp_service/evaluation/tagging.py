@@ -6,12 +6,15 @@ import datetime as dt
 import subprocess
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from nlp_service.evaluation.gold import LANGS, GoldItem
+from nlp_service.evaluation.gold import LANGS, GoldItem, file_hash, load_gold
 from nlp_service.evaluation.metrics import PRF, ZERO, macro_f1, micro, set_counts
 from nlp_service.extract.tagger import Tag, TaggedText
 from nlp_service.extract.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from nlp_service.services import Services
 
 
 def git_commit(cwd: Path | None = None) -> str:
@@ -164,3 +167,20 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, flo
         for key in keys:
             rows.append((label.format(key), _get(ra, (group, key, "f1")), _get(rb, (group, key, "f1"))))
     return rows
+
+
+def run_gold_evaluation(services: "Services", gold_path: Path, *, lexical_only: bool = False,
+                        progress: Callable[[int], None] | None = None, batch_size: int = 32) -> dict[str, Any]:
+    """Tag every gold text with the services' tagger and build the full report (meta + results)."""
+    items = load_gold(gold_path, services.taxonomy)
+    predictions: list[TaggedText] = []
+    for start in range(0, len(items), batch_size):
+        batch = items[start : start + batch_size]
+        predictions += services.tagger.tag_many([i.text for i in batch])
+        if progress is not None:
+            progress(len(batch))
+    semantic = services.tagger.semantic
+    meta = report_metadata(model=services.embedder.name, taxonomy=services.taxonomy, gold_path=Path(gold_path),
+                           gold_hash=file_hash(gold_path), thresholds=semantic.thresholds if semantic else None)
+    meta["lexical_only"] = lexical_only
+    return {"meta": meta, "results": evaluate_tagging(items, predictions, services.taxonomy)}

@@ -174,7 +174,7 @@ class SemanticTagger:
         min_clause_chars: int = 6,
     ) -> None:
         self._taxonomy = taxonomy
-        self._embedder = embedder
+        self.embedder = embedder
         self.thresholds = dict(thresholds)
         self.per_clause = per_clause
         # Very short clauses ("本人律师") sit close to many labels of their field: leave them to lexical tagging.
@@ -268,7 +268,7 @@ class TaxonomyTagger:
         if self.semantic is not None:
             clause_lists = [self.segmenter.sentences(text) for text in texts]
             flat = [text[s:e] for text, clauses in zip(texts, clause_lists) for s, e in clauses]
-            vectors = self.semantic._embedder.embed(flat) if flat else np.zeros((0, 1), dtype=np.float32)
+            vectors = self.semantic.embedder.embed(flat) if flat else np.zeros((0, 1), dtype=np.float32)
             row = 0
             for number, (text, clauses) in enumerate(zip(texts, clause_lists)):
                 block = vectors[row : row + len(clauses)]
