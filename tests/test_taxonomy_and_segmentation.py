@@ -91,3 +91,12 @@ def test_lemmas_and_case_do_not_matter_for_english(services):
 def test_lower_case_acronyms_count_only_beside_chinese(services, text, concept, expected):
     tags = services.tagger.lexical.tag_tokens(text, services.segmenter.segment(text))
     assert (concept in {t.concept_id for t in tags}) is expected
+
+
+def test_corpus_covers_every_category(services, taxonomy):
+    index = services.current_index()
+    covered = {tag["category"] for entry in index.documents.values() for tag in entry.tags}
+    assert covered == set(taxonomy.categories)
+    for kind in ("volunteer", "request"):
+        kind_covered = {t["category"] for e in index.documents.values() if e.document.kind == kind for t in e.tags}
+        assert kind_covered == set(taxonomy.categories), kind
