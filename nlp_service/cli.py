@@ -441,7 +441,7 @@ def serve(host: str, port: int, workers: int, index_dir: Path | None) -> None:
         env["NLP_SERVICE_INDEX_DIR"] = str(index_dir)
     args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", "1",
             "--bind", f"{host}:{port}", "--timeout", "120", "--access-logfile", "-",
-            "nlp_service.app:create_app()"]
+            "nlp_service.wsgi:served_app()"]
     click.echo(f"serving on http://{host}:{port} with {workers} worker(s)", err=True)
     os.execve(sys.executable, args, env)
 

@@ -32,15 +32,17 @@ def _call(url: str, body: dict | None = None) -> tuple[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def server(services):
+def server(services, tmp_path_factory):
     port = _free_port()
     env = dict(os.environ)
     settings = services.settings
     for name in ("taxonomy_dir", "corpus_dir", "index_dir", "model_path", "cache_dir"):
         env[f"NLP_SERVICE_{name.upper()}"] = str(getattr(settings, name))
     cli = Path(sys.executable).with_name("nlp-service")
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    log = open(log_path, "wb")  # a file, not a pipe: a full pipe would block the logging server
     proc = subprocess.Popen([str(cli), "serve", "--port", str(port), "--workers", "1"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while True:
@@ -51,11 +53,15 @@ def server(services):
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            pytest.fail(f"server did not start: {proc.stderr.read().decode()[-2000:]}")
+            pytest.fail(f"server did not start: {log_path.read_text(errors='replace')[-2000:]}")
         time.sleep(0.3)
     yield base
     proc.terminate()
     proc.wait(timeout=30)
+    log.close()
+    text = log_path.read_text(errors="replace")
+    assert "POST /v1/match -> 200" in text, "the worker logs each request"
+    assert "需要会做账" not in text, "request text must never reach the log"
 
 
 def test_real_server_serves_health_match_and_errors(server, services):
