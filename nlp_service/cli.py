@@ -233,20 +233,26 @@ def extract(obj: Context, text: str, as_json: bool) -> None:
               help="What TEXT is; matches are documents of the other kind.")
 @click.option("--top-k", type=click.IntRange(1, 50), default=10, show_default=True)
 @click.option("--index-dir", type=click.Path(path_type=Path), default=None, help="Index folder [default: var/index].")
+@click.option("--remote/--on-site", "remote", default=None, help="Only remote (or only on-site) documents.")
+@click.option("--language", "languages", multiple=True, help="Only documents in this language code (repeatable).")
+@click.option("--location", default=None, help="Only documents whose location contains this text.")
 @click.option("--json", "as_json", is_flag=True, help="Print the same JSON as POST /v1/match.")
 @click.pass_obj
-def match(obj: Context, text: str, kind: str, top_k: int, index_dir: Path | None, as_json: bool) -> None:
+def match(obj: Context, text: str, kind: str, top_k: int, index_dir: Path | None, remote: bool | None,
+          languages: tuple[str, ...], location: str | None, as_json: bool) -> None:
     """Rank documents of the other kind for TEXT, with the skills both share.
 
     \b
     Example:
       nlp-service match "We need a pro bono lawyer to review our lease" --kind request --top-k 5
+      nlp-service match "需要会计帮忙做年度审计" --kind request --remote --language zh
     """
-    from nlp_service.matching import match_result_to_dict
+    from nlp_service.matching import MatchFilters, match_result_to_dict
 
+    filters = MatchFilters(remote, languages, location)
     try:
         services = obj.services(index_dir=index_dir)
-        result = services.matcher.match(services.current_index(), text, kind, top_k)
+        result = services.matcher.match(services.current_index(), text, kind, top_k, filters)
     except NlpServiceError as exc:
         raise _fail(exc) from exc
     data = match_result_to_dict(result, services.taxonomy)

@@ -17,6 +17,32 @@ MAX_TOP_K = 50
 
 
 @dataclass(frozen=True, slots=True)
+class MatchFilters:
+    """Optional constraints on the documents returned; ``None`` or empty means "any"."""
+
+    remote: bool | None = None
+    languages: tuple[str, ...] = ()
+    location: str | None = None
+
+    def accepts(self, meta: dict[str, Any]) -> bool:
+        if self.remote is not None and meta.get("remote") is not self.remote:
+            return False
+        if self.languages:
+            spoken = meta.get("languages") or []
+            if not isinstance(spoken, list) or not set(self.languages) & set(spoken):
+                return False
+        if self.location:
+            where = meta.get("location")
+            if not isinstance(where, str) or self.location.casefold() not in where.casefold():
+                return False
+        return True
+
+    @property
+    def active(self) -> bool:
+        return self.remote is not None or bool(self.languages) or bool(self.location)
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
     id: str
     kind: str
@@ -26,6 +52,7 @@ class Match:
     text: str
     title: str | None
     shared_concepts: tuple[str, ...]
+    meta: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +76,8 @@ class Matcher:
         self.tag_weight = tag_weight
         self.candidate_pool = candidate_pool
 
-    def match(self, index: LoadedIndex, text: str, kind: str, top_k: int = 10) -> MatchResult:
+    def match(self, index: LoadedIndex, text: str, kind: str, top_k: int = 10,
+              filters: MatchFilters | None = None) -> MatchResult:
         if kind not in KINDS:
             raise InvalidInputError("'kind' must be 'volunteer' or 'request'")
         if not 1 <= top_k <= MAX_TOP_K:
@@ -59,18 +87,23 @@ class Matcher:
         target = other_kind(kind)
         vector = self.embedder.embed([text])
         pool = max(top_k, self.candidate_pool)
+        if filters is not None and filters.active:
+            pool = len(index.vectors[target])  # filter the whole kind, so a narrow filter still finds its matches
         hits = index.vectors[target].search(vector, pool)[0]
         ranked: list[Match] = []
         order = [t.concept_id for t in tagged.tags]
         for hit in hits:
             entry = index.documents[hit.id]
+            if filters is not None and not filters.accepts(entry.document.meta):
+                continue
             overlap = skill_overlap(query_concepts, entry.concept_ids)
             score = (1.0 - self.tag_weight) * hit.score + self.tag_weight * overlap
             shared = tuple(cid for cid in dict.fromkeys(order) if cid in entry.concept_ids)
             title = entry.document.meta.get("title")
             ranked.append(
                 Match(hit.id, entry.document.kind, score, hit.score, overlap, entry.document.text,
-                      title if isinstance(title, str) else None, shared)
+                      title if isinstance(title, str) else None, shared,
+                      {k: v for k, v in entry.document.meta.items() if k != "title"})
             )
         ranked.sort(key=lambda m: (-m.score, m.id))
         return MatchResult(tagged, tuple(ranked[:top_k]), index.version)
@@ -93,6 +126,7 @@ def match_result_to_dict(result: MatchResult, taxonomy: Taxonomy) -> dict[str, A
                 "title": m.title,
                 "text": m.text,
                 "shared_tags": [concept(cid) for cid in m.shared_concepts if cid in taxonomy.concepts],
+                "meta": m.meta,
             }
             for m in result.matches
         ],

@@ -221,3 +221,28 @@ def test_random_bodies_never_cause_a_5xx(client, endpoint):
         response = client.post(endpoint, data=body, content_type="application/json")
         assert response.status_code < 500, (body[:100], response.data[:200])
         assert response.is_json
+
+
+def test_match_filters_narrow_the_results(client):
+    text = "We need a volunteer accountant to review our books"
+    remote = client.post("/v1/match", json={"text": text, "kind": "request", "top_k": 20,
+                                            "filters": {"remote": True}}).get_json()
+    assert remote["matches"] and all(m["meta"]["remote"] is True for m in remote["matches"])
+    beijing = client.post("/v1/match", json={"text": text, "kind": "request", "top_k": 5,
+                                             "filters": {"location": "北京", "languages": ["zh"]}}).get_json()
+    assert beijing["matches"]
+    for match in beijing["matches"]:
+        assert "北京" in match["meta"]["location"] and "zh" in match["meta"]["languages"]
+    none = client.post("/v1/match", json={"text": text, "kind": "request", "filters": {"location": "Atlantis"}})
+    assert none.status_code == 200 and none.get_json()["matches"] == []
+
+
+@pytest.mark.parametrize(
+    "filters,fragment",
+    [("remote", "'filters' must be an object"), ({"remote": "yes"}, "filters.remote"),
+     ({"languages": "zh"}, "filters.languages"), ({"languages": [1]}, "filters.languages"),
+     ({"location": ""}, "filters.location"), ({"city": "北京"}, "unknown filter")],
+)
+def test_bad_filters_are_400(client, filters, fragment):
+    response = client.post("/v1/match", json={"text": "会计", "kind": "request", "filters": filters})
+    assert response.status_code == 400 and fragment in response.get_json()["error"]["message"]

@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from nlp_service.corpus import KINDS
 from nlp_service.matching import MAX_TOP_K, match_result_to_dict
 from nlp_service.services import Services
-from nlp_service.web.parsing import choice_field, int_field, json_object, text_field
+from nlp_service.web.parsing import choice_field, filters_field, int_field, json_object, text_field
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/v1")
@@ -50,8 +50,9 @@ def match():
     body, text = _body_and_text()
     kind = choice_field(body, "kind", KINDS)
     top_k = int_field(body, "top_k", 10, 1, MAX_TOP_K)
+    filters = filters_field(body)
     svc = services()
-    result = svc.matcher.match(svc.current_index(), text, kind, top_k)
+    result = svc.matcher.match(svc.current_index(), text, kind, top_k, filters)
     return jsonify(match_result_to_dict(result, svc.taxonomy))
 
 

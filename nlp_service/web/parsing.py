@@ -8,6 +8,7 @@ from typing import Any
 from flask import Request
 
 from nlp_service.errors import InputTooLargeError, InvalidInputError
+from nlp_service.matching import MatchFilters
 
 
 def json_object(request: Request, max_bytes: int) -> dict[str, Any]:
@@ -66,6 +67,33 @@ def int_field(body: dict[str, Any], name: str, default: int, low: int, high: int
     if not low <= value <= high:
         raise InvalidInputError(f"'{name}' must be between {low} and {high}, got {value}")
     return value
+
+
+def filters_field(body: dict[str, Any]) -> MatchFilters | None:
+    """``"filters": {"remote": bool, "languages": [str], "location": str}``, every key optional."""
+    raw = body.get("filters")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise InvalidInputError(f"'filters' must be an object, got {_json_type(raw)}")
+    unknown = set(raw) - {"remote", "languages", "location"}
+    if unknown:
+        raise InvalidInputError(f"unknown filter(s): {', '.join(sorted(unknown))}; use remote, languages, location")
+    remote = raw.get("remote")
+    if remote is not None and not isinstance(remote, bool):
+        raise InvalidInputError("'filters.remote' must be true or false")
+    languages = raw.get("languages", [])
+    if not isinstance(languages, list) or not all(isinstance(x, str) and x.strip() for x in languages):
+        raise InvalidInputError("'filters.languages' must be a list of language codes such as [\"zh\", \"en\"]")
+    location = raw.get("location")
+    if location is not None and (not isinstance(location, str) or not location.strip() or len(location) > 100):
+        raise InvalidInputError("'filters.location' must be a non-empty string of at most 100 characters")
+    for value in [*languages, location or ""]:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError("'filters' contains an unpaired surrogate (invalid Unicode)") from exc
+    return MatchFilters(remote, tuple(x.strip() for x in languages), location.strip() if location else None)
 
 
 def _json_type(value: Any) -> str:
