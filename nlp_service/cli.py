@@ -13,10 +13,6 @@ import click
 from nlp_service.errors import NlpServiceError
 from nlp_service.settings import load_settings
 
-ESCO_NOTICE = (
-    "This service uses the ESCO classification of the European Commission. "
-    "(ESCO, (c) European Union, CC BY 4.0; the taxonomy ships a modified excerpt: ESCO URIs and English labels.)"
-)
 
 
 class Context:
@@ -102,7 +98,7 @@ def taxonomy_validate(obj: Context, directory: Path | None, esco_file: Path | No
     Example:
       nlp-service taxonomy validate --esco ../shared/data/esco/esco_skills_en_joined_v1.2uri_v1.1.1labels.csv
     """
-    from nlp_service.extract.taxonomy import Taxonomy
+    from nlp_service.extract.taxonomy import ESCO_ATTRIBUTION, Taxonomy
 
     directory = directory or obj.settings().taxonomy_dir
     try:
@@ -122,7 +118,7 @@ def taxonomy_validate(obj: Context, directory: Path | None, esco_file: Path | No
                f"{mapped} mapped to ESCO ({mapped / max(1, len(tax)):.0%})")
     for category in tax.categories.values():
         click.echo(f"  {category.id:<26} {len(tax.concepts_in(category.id)):>4}  {category.label_zh}")
-    click.echo(ESCO_NOTICE)
+    click.echo(ESCO_ATTRIBUTION)
     if problems:
         for problem in problems:
             click.echo(f"problem: {problem}", err=True)

@@ -27,6 +27,7 @@ def test_taxonomy_lists_concepts(client, taxonomy):
     body = client.get("/v1/taxonomy").get_json()
     assert len(body["concepts"]) == len(taxonomy)
     assert {c["category"] for c in body["concepts"]} == set(taxonomy.categories)
+    assert "ESCO classification of the European Commission" in body["attribution"]
 
 
 def test_extract_returns_tags_with_exact_offsets(client):

@@ -17,6 +17,10 @@ CATEGORIES_FILE = "categories.json"
 CONCEPTS_DIR = "concepts"
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z0-9_]+$")
 _ESCO_PREFIX = "http://data.europa.eu/esco/skill/"
+ESCO_ATTRIBUTION = (
+    "This service uses the ESCO classification of the European Commission. ESCO is (c) European Union, "
+    "CC BY 4.0; this taxonomy ships a modified excerpt (ESCO URIs and English preferred labels as a mapping)."
+)
 
 
 def normalize_label(label: str) -> str:
@@ -184,6 +188,7 @@ class Taxonomy:
         return {
             "taxonomy": self.name,
             "version": self.full_version,
+            "attribution": ESCO_ATTRIBUTION,
             "categories": [
                 {"id": c.id, "label_en": c.label_en, "label_zh": c.label_zh} for c in self.categories.values()
             ],
