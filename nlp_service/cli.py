@@ -414,10 +414,21 @@ def benchmark(obj: Context, data_dir: Path, out_dir: Path, only: tuple[str, ...]
         embedder = SentenceTransformerEmbedder(settings.model_path, batch_size=settings.embed_batch_size)
     except NlpServiceError as exc:
         raise _fail(exc) from exc
-    click.echo("embedding the ESCO label space on the first run (cached after that)...", err=True)
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(tag: str, done: int, total: int) -> None:
+        bar = bars.setdefault(tag, tqdm(total=total, desc=f"embedding {tag}", unit="text", file=sys.stderr))
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    click.echo("label spaces are embedded on the first run only (cached in the cache folder)", err=True)
     results = bm.run_benchmarks(embedder, BilingualSegmenter(cache_dir=settings.cache_dir), data_dir,
                                 settings.cache_dir, only or bm.BENCHMARKS, alt_labels=not no_alt_labels,
-                                report=lambda name, result: click.echo(f"{name}: {json.dumps(result)}"))
+                                report=lambda name, result: click.echo(f"{name}: {json.dumps(result)}"),
+                                progress=progress)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "benchmarks.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
     click.echo(f"wrote {out_dir / 'benchmarks.json'}")

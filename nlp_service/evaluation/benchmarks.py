@@ -67,16 +67,23 @@ def esco_taxonomy(skills: Sequence[EscoSkill]) -> Taxonomy:
 class CachedEmbedder:
     """Embeds label lists once per model and content; vectors live under the cache folder as .npy."""
 
-    def __init__(self, embedder: Embedder, cache_dir: Path) -> None:
+    def __init__(self, embedder: Embedder, cache_dir: Path,
+                 progress: Callable[[str, int, int], None] | None = None) -> None:
         self.embedder = embedder
         self.cache_dir = Path(cache_dir)
+        self.progress = progress  # progress(tag, done, total) while embedding uncached lists
 
     def embed(self, texts: Sequence[str], tag: str) -> np.ndarray:
         digest = hashlib.sha256(("\n".join(texts) + self.embedder.name).encode("utf-8")).hexdigest()[:16]
         path = self.cache_dir / f"bench-{tag}-{digest}.npy"
         if path.is_file():
             return np.load(path, allow_pickle=False)
-        vectors = self.embedder.embed(list(texts))
+        blocks = []
+        for start in range(0, len(texts), 2048):
+            blocks.append(self.embedder.embed(list(texts[start : start + 2048])))
+            if self.progress is not None:
+                self.progress(tag, min(start + 2048, len(texts)), len(texts))
+        vectors = np.vstack(blocks) if blocks else np.zeros((0, self.embedder.dimension), dtype=np.float32)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + ".tmp.npy")
         np.save(tmp, vectors, allow_pickle=False)
@@ -203,11 +210,12 @@ BENCHMARKS = ("decorte", "skillspan", "csco")
 
 def run_benchmarks(embedder: Embedder, segmenter: BilingualSegmenter, data_dir: Path, cache_dir: Path,
                    chosen: Sequence[str] = BENCHMARKS, *, alt_labels: bool = True,
-                   report: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                   report: Callable[[str, dict[str, Any]], None] | None = None,
+                   progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Run the chosen benchmarks; ``report(name, result)`` is called as each one finishes."""
     from nlp_service.evaluation.tagging import git_commit
 
-    cached = CachedEmbedder(embedder, cache_dir)
+    cached = CachedEmbedder(embedder, cache_dir, progress)
     results: dict[str, Any] = {"meta": {"model": embedder.name, "git_commit": git_commit(),
                                         "alt_labels": alt_labels, "notice": ESCO_NOTICE}}
     bench = Path(data_dir) / "benchmarks"
