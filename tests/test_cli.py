@@ -110,3 +110,20 @@ def test_versions_lists_and_rolls_back(runner, monkeypatch, settings, services, 
     assert client.get("/v1/health").get_json()["index"]["documents"] == 20
     missing = runner.invoke(main, ["versions", "--index-dir", str(tmp_path / "idx"), "--publish", "nope"])
     assert missing.exit_code == 1 and "no index version 'nope'" in missing.output
+
+
+def test_prepare_model_writes_loadable_folders(runner, tmp_path):
+    """Both packaged models become sentence-transformers folders that load offline and embed."""
+    from nlp_service.index.embedder import SentenceTransformerEmbedder
+
+    for kind, dimension in (("use-multilingual-v3", 512), ("e5-small-multilingual", 384)):
+        target = tmp_path / kind
+        result = runner.invoke(main, ["prepare-model", "--model", kind, "--target", str(target)])
+        assert result.exit_code == 0, result.output
+        again = runner.invoke(main, ["prepare-model", "--model", kind, "--target", str(target)])
+        assert "already exists" in again.output
+        embedder = SentenceTransformerEmbedder(target)
+        vectors = embedder.embed(["会计做账", "bookkeeping for a charity", "剪辑短视频"])
+        assert vectors.shape == (3, dimension) and embedder.dimension == dimension
+        assert abs(float((vectors * vectors).sum(axis=1).mean()) - 1.0) < 1e-3
+        assert not list(tmp_path.glob("*.tmp"))
