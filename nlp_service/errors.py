@@ -19,6 +19,12 @@ class InputTooLargeError(InvalidInputError):
     code = "payload_too_large"
 
 
+class DocumentNotFoundError(NlpServiceError):
+    """No document with that id in the published index."""
+
+    code = "document_not_found"
+
+
 class TaxonomyError(NlpServiceError):
     """The taxonomy files are missing or break a rule (duplicates, missing labels...)."""
 

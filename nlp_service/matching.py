@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from nlp_service.corpus import KINDS, other_kind
-from nlp_service.errors import InvalidInputError
-from nlp_service.extract.tagger import TaggedText, TaxonomyTagger
+from nlp_service.errors import DocumentNotFoundError, InvalidInputError
+from nlp_service.extract.segment import detect_language
+from nlp_service.extract.tagger import Tag, TaggedText, TaxonomyTagger
+from nlp_service.index.builder import document_embedding_text
 from nlp_service.extract.taxonomy import Taxonomy
 from nlp_service.index.embedder import Embedder
 from nlp_service.index.store import LoadedIndex
@@ -78,14 +80,30 @@ class Matcher:
 
     def match(self, index: LoadedIndex, text: str, kind: str, top_k: int = 10,
               filters: MatchFilters | None = None) -> MatchResult:
+        """Rank documents of the other kind for a new text of ``kind``."""
         if kind not in KINDS:
             raise InvalidInputError("'kind' must be 'volunteer' or 'request'")
+        tagged = self.tagger.tag(text)
+        return self._rank(index, tagged, self.embedder.embed([text]), kind, top_k, filters)
+
+    def match_document(self, index: LoadedIndex, document_id: str, top_k: int = 10,
+                       filters: MatchFilters | None = None) -> MatchResult:
+        """Rank documents of the other kind for a document already in the index (its stored tags)."""
+        entry = index.documents.get(document_id)
+        if entry is None:
+            raise DocumentNotFoundError(f"no document {document_id!r} in index {index.version}")
+        document = entry.document
+        tags = tuple(Tag(**{**t, "score": float(t["score"])}) for t in entry.tags)
+        tagged = TaggedText(detect_language(document.text), tags)
+        vector = self.embedder.embed([document_embedding_text(document)])
+        return self._rank(index, tagged, vector, document.kind, top_k, filters)
+
+    def _rank(self, index: LoadedIndex, tagged: TaggedText, vector, kind: str, top_k: int,
+              filters: MatchFilters | None) -> MatchResult:
         if not 1 <= top_k <= MAX_TOP_K:
             raise InvalidInputError(f"'top_k' must be between 1 and {MAX_TOP_K}")
-        tagged = self.tagger.tag(text)
         query_concepts = tagged.concept_ids
         target = other_kind(kind)
-        vector = self.embedder.embed([text])
         pool = max(top_k, self.candidate_pool)
         if filters is not None and filters.active:
             pool = len(index.vectors[target])  # filter the whole kind, so a narrow filter still finds its matches

@@ -247,3 +247,29 @@ def test_match_filters_narrow_the_results(client):
 def test_bad_filters_are_400(client, filters, fragment):
     response = client.post("/v1/match", json={"text": "会计", "kind": "request", "filters": filters})
     assert response.status_code == 400 and fragment in response.get_json()["error"]["message"]
+
+
+def test_document_and_its_matches(client, services):
+    doc = client.get("/v1/documents/req-2001")
+    assert doc.status_code == 200
+    body = doc.get_json()
+    assert body["kind"] == "request" and body["text"] and body["index"]["version"]
+    for tag in body["tags"]:
+        assert body["text"][tag["start"] : tag["end"]] == tag["surface"]
+    matches = client.get("/v1/documents/req-2001/matches?top_k=5").get_json()
+    assert len(matches["matches"]) == 5 and all(m["kind"] == "volunteer" for m in matches["matches"])
+    assert matches["query"]["tags"] == body["tags"]
+    volunteer = client.get("/v1/documents/vol-2001/matches").get_json()
+    assert len(volunteer["matches"]) == 10 and all(m["kind"] == "request" for m in volunteer["matches"])
+
+
+@pytest.mark.parametrize(
+    "path,status,code",
+    [("/v1/documents/nope", 404, "document_not_found"), ("/v1/documents/nope/matches", 404, "document_not_found"),
+     ("/v1/documents/req-2001/matches?top_k=0", 400, "invalid_request"),
+     ("/v1/documents/req-2001/matches?top_k=abc", 400, "invalid_request"),
+     ("/v1/documents/req-2001/matches?top_k=51", 400, "invalid_request")],
+)
+def test_document_errors(client, path, status, code):
+    response = client.get(path)
+    assert response.status_code == status and response.get_json()["error"]["code"] == code

@@ -8,9 +8,10 @@ import time
 from flask import Blueprint, current_app, g, jsonify, request
 
 from nlp_service.corpus import KINDS
+from nlp_service.errors import DocumentNotFoundError
 from nlp_service.matching import MAX_TOP_K, match_result_to_dict
 from nlp_service.services import Services
-from nlp_service.web.parsing import choice_field, filters_field, int_field, json_object, text_field
+from nlp_service.web.parsing import choice_field, filters_field, int_field, json_object, query_int, text_field
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/v1")
@@ -53,6 +54,24 @@ def match():
     filters = filters_field(body)
     svc = services()
     result = svc.matcher.match(svc.current_index(), text, kind, top_k, filters)
+    return jsonify(match_result_to_dict(result, svc.taxonomy))
+
+
+@bp.get("/documents/<document_id>")
+def document(document_id: str):
+    svc = services()
+    index = svc.current_index()
+    entry = index.documents.get(document_id)
+    if entry is None:
+        raise DocumentNotFoundError(f"no document {document_id!r} in index {index.version}")
+    return jsonify({**entry.document.to_dict(), "tags": list(entry.tags), "index": {"version": index.version}})
+
+
+@bp.get("/documents/<document_id>/matches")
+def document_matches(document_id: str):
+    top_k = query_int(request.args, "top_k", 10, 1, MAX_TOP_K)
+    svc = services()
+    result = svc.matcher.match_document(svc.current_index(), document_id, top_k)
     return jsonify(match_result_to_dict(result, svc.taxonomy))
 
 

@@ -14,6 +14,7 @@ logger = logging.getLogger(__name__)
 STATUS = {
     errors.InputTooLargeError: 413,
     errors.InvalidInputError: 400,
+    errors.DocumentNotFoundError: 404,
     errors.IndexNotFoundError: 503,
     errors.IndexCorruptedError: 503,
     errors.ModelError: 503,

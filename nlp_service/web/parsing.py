@@ -96,6 +96,19 @@ def filters_field(body: dict[str, Any]) -> MatchFilters | None:
     return MatchFilters(remote, tuple(x.strip() for x in languages), location.strip() if location else None)
 
 
+def query_int(args: Any, name: str, default: int, low: int, high: int) -> int:
+    """An integer query-string parameter such as ``?top_k=5``."""
+    raw = args.get(name)
+    if raw is None:
+        return default
+    if not raw.strip().isdigit():
+        raise InvalidInputError(f"'{name}' must be an integer between {low} and {high}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise InvalidInputError(f"'{name}' must be between {low} and {high}, got {value}")
+    return value
+
+
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
