@@ -84,10 +84,16 @@ def _markdown(report: dict[str, Any]) -> str:
                               ("Most frequent misses", "top_misses", "evidence")):
         lines += [f"## {title}", "", "| concept | count | examples |", "|---|---|---|"]
         for row in results[key]:
-            samples = "; ".join(f"{e['id']}: “{e[field]}”" for e in row["examples"])
+            samples = "<br>".join(
+                f"{e['id']}: “{e[field]}” in: {_snippet(e['text'])}" for e in row["examples"])
             lines.append(f"| {row['concept_id']} ({row['label_en']}) | {row['count']} | {samples} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _snippet(text: str, limit: int = 90) -> str:
+    flat = " ".join(text.split()).replace("|", "/")
+    return flat if len(flat) <= limit else flat[:limit] + "…"
 
 
 def _charts(report: dict[str, Any], directory: Path) -> list[Path]:
