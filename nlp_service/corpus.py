@@ -41,6 +41,10 @@ def document_from_dict(raw: Any, where: str) -> Document:
         raise CorpusError(f"{where}: 'kind' must be 'volunteer' or 'request', got {kind!r}")
     if not isinstance(text, str) or not text.strip():
         raise CorpusError(f"{where}: 'text' must be a non-empty string")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CorpusError(f"{where}: 'text' contains an unpaired surrogate (invalid Unicode)") from exc
     meta = {key: raw[key] for key in OPTIONAL_FIELDS if key in raw}
     return Document(doc_id.strip(), kind, text, meta)
 

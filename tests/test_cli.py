@@ -73,13 +73,30 @@ def test_match_without_index_fails_cleanly(runner, monkeypatch, settings, tmp_pa
     assert "no index is published" in result.output
 
 
-def test_rebuild_reports_bad_corpus(runner, monkeypatch, settings, tmp_path):
+@pytest.mark.parametrize(
+    "line,message",
+    [('{"id": "x", "kind": "donor", "text": "hi"}', "'kind' must be 'volunteer' or 'request'"),
+     ('{"id": "x", "kind": "request", "text": "bad \\ud800 text"}', "unpaired surrogate"),
+     ('{"id": "x", "kind": "request", "text": "  "}', "'text' must be a non-empty string"),
+     ('{"id": "x", "kind": "request"', "docs.jsonl:1: not valid JSON"),
+     ('[1, 2]', "a document must be a JSON object")],
+)
+def test_rebuild_reports_bad_corpus(runner, monkeypatch, settings, tmp_path, line, message):
     _use(monkeypatch, settings)
-    (tmp_path / "docs.jsonl").write_text('{"id": "x", "kind": "donor", "text": "hi"}\n', encoding="utf-8")
+    (tmp_path / "docs.jsonl").write_text(line + "\n", encoding="utf-8")
     result = runner.invoke(main, ["rebuild", "--corpus", str(tmp_path), "--index-dir", str(tmp_path / "idx")])
     assert result.exit_code == 1
-    assert "'kind' must be 'volunteer' or 'request'" in result.output
+    assert message in result.output
     assert not (tmp_path / "idx" / "CURRENT").exists()
+
+
+def test_rebuild_refuses_duplicate_ids(runner, monkeypatch, settings, tmp_path):
+    _use(monkeypatch, settings)
+    doc = '{"id": "x", "kind": "request", "text": "需要会计"}'
+    (tmp_path / "a.jsonl").write_text(doc + "\n", encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text(doc + "\n", encoding="utf-8")
+    result = runner.invoke(main, ["rebuild", "--corpus", str(tmp_path), "--index-dir", str(tmp_path / "idx")])
+    assert result.exit_code == 1 and "duplicate id 'x' (first in a.jsonl:1)" in result.output
 
 
 def _use(monkeypatch, settings) -> None:
