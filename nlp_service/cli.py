@@ -230,9 +230,10 @@ def extract(obj: Context, text: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("text")
-@click.option("--kind", type=click.Choice(["volunteer", "request"]), required=True,
+@click.argument("text", required=False)
+@click.option("--kind", type=click.Choice(["volunteer", "request"]), default=None,
               help="What TEXT is; matches are documents of the other kind.")
+@click.option("--id", "document_id", default=None, help="Match a document already in the index instead of TEXT.")
 @click.option("--top-k", type=click.IntRange(1, 50), default=10, show_default=True)
 @click.option("--index-dir", type=click.Path(path_type=Path), default=None, help="Index folder [default: var/index].")
 @click.option("--remote/--on-site", "remote", default=None, help="Only remote (or only on-site) documents.")
@@ -240,21 +241,30 @@ def extract(obj: Context, text: str, as_json: bool) -> None:
 @click.option("--location", default=None, help="Only documents whose location contains this text.")
 @click.option("--json", "as_json", is_flag=True, help="Print the same JSON as POST /v1/match.")
 @click.pass_obj
-def match(obj: Context, text: str, kind: str, top_k: int, index_dir: Path | None, remote: bool | None,
-          languages: tuple[str, ...], location: str | None, as_json: bool) -> None:
-    """Rank documents of the other kind for TEXT, with the skills both share.
+def match(obj: Context, text: str | None, kind: str | None, document_id: str | None, top_k: int,
+          index_dir: Path | None, remote: bool | None, languages: tuple[str, ...], location: str | None,
+          as_json: bool) -> None:
+    """Rank documents of the other kind for TEXT (or an indexed document), with the skills both share.
 
     \b
-    Example:
+    Examples:
       nlp-service match "We need a pro bono lawyer to review our lease" --kind request --top-k 5
       nlp-service match "需要会计帮忙做年度审计" --kind request --remote --language zh
+      nlp-service match --id req-2001
     """
     from nlp_service.matching import MatchFilters, match_result_to_dict
 
+    if (text is None) == (document_id is None):
+        raise click.UsageError("give either TEXT with --kind, or --id DOCUMENT")
+    if text is not None and kind is None:
+        raise click.UsageError("--kind is required with TEXT: volunteer or request")
     filters = MatchFilters(remote, languages, location)
     try:
         services = obj.services(index_dir=index_dir)
-        result = services.matcher.match(services.current_index(), text, kind, top_k, filters)
+        if document_id is not None:
+            result = services.matcher.match_document(services.current_index(), document_id, top_k, filters)
+        else:
+            result = services.matcher.match(services.current_index(), text, kind, top_k, filters)
     except NlpServiceError as exc:
         raise _fail(exc) from exc
     data = match_result_to_dict(result, services.taxonomy)

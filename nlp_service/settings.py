@@ -24,7 +24,7 @@ class Settings:
     # concept's labels reaches the threshold of the clause's language. The defaults are the F1-best points
     # of `nlp-service calibrate` on corpus/eval/dev.jsonl (corpus/eval/calibration/threshold_curve.json).
     semantic_threshold_zh: float = 0.64
-    semantic_threshold_en: float = 0.52
+    semantic_threshold_en: float = 0.80
     semantic_tags: bool = True
     # Ranking: final score = (1 - tag_weight) * cosine + tag_weight * skill overlap.
     tag_weight: float = 0.35

@@ -144,3 +144,15 @@ def test_prepare_model_writes_loadable_folders(runner, tmp_path):
         assert vectors.shape == (3, dimension) and embedder.dimension == dimension
         assert abs(float((vectors * vectors).sum(axis=1).mean()) - 1.0) < 1e-3
         assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_match_by_document_id_and_usage_errors(runner, client, monkeypatch, settings, services):
+    _use(monkeypatch, settings)
+    by_id = runner.invoke(main, ["match", "--id", "req-2001", "--top-k", "3", "--json"])
+    assert by_id.exit_code == 0, by_id.output
+    assert json.loads(by_id.output) == client.get("/v1/documents/req-2001/matches?top_k=3").get_json()
+    assert runner.invoke(main, ["match", "会计"]).exit_code == 2  # --kind missing
+    assert runner.invoke(main, ["match"]).exit_code == 2
+    assert runner.invoke(main, ["match", "会计", "--kind", "request", "--id", "req-2001"]).exit_code == 2
+    missing = runner.invoke(main, ["match", "--id", "nope"])
+    assert missing.exit_code == 1 and "no document 'nope'" in missing.output
