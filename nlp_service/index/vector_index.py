@@ -38,6 +38,7 @@ class FaissIndex:
         self.dimension = int(dimension)
         self._index = index if index is not None else faiss.IndexFlatIP(self.dimension)
         self._ids: list[str] = list(ids)
+        self._rows: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -54,6 +55,16 @@ class FaissIndex:
             raise ValueError(f"{len(ids)} ids for {vectors.shape[0]} vectors")
         self._index.add(vectors)  # type: ignore[attr-defined]
         self._ids.extend(ids)
+        self._rows = None
+
+    def vector(self, item_id: str) -> np.ndarray:
+        """The stored vector of one id (exact for a flat index), shape (1, dimension)."""
+        if self._rows is None:
+            self._rows = {item: row for row, item in enumerate(self._ids)}
+        row = self._rows.get(item_id)
+        if row is None:
+            raise KeyError(item_id)
+        return self._index.reconstruct(row).reshape(1, -1)  # type: ignore[attr-defined]
 
     def search(self, queries: np.ndarray, k: int) -> list[list[Hit]]:
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
