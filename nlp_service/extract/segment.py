@@ -107,6 +107,10 @@ class BilingualSegmenter:
         # spaCy's lookup table is case-sensitive ("PROPOSALS" stays as is); we look lower-cased forms up.
         self._lemma_table = lemmatizer.lookups.get_table("lemma_lookup")
 
+    def word_frequencies(self) -> dict[str, int]:
+        """jieba's dictionary frequencies (used to pick the everyday name among a place's Chinese names)."""
+        return self._jieba.FREQ
+
     def segment(self, text: str) -> list[Token]:
         tokens: list[Token] = []
         for start, end, script in script_runs(text):

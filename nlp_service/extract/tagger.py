@@ -3,12 +3,15 @@ clauses that share no label word with any concept."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal, Sequence
 
 import numpy as np
 
+from nlp_service.extract.needs import Needs, NeedsExtractor
+from nlp_service.extract.roles import MATCHING_ROLES, Role, RoleAssigner, RoleSpan
 from nlp_service.extract.segment import BilingualSegmenter, Lang, Token, detect_language
 from nlp_service.extract.taxonomy import Concept, Taxonomy
 from nlp_service.index.embedder import Embedder
@@ -31,24 +34,39 @@ class Tag:
     surface: str
     method: Method
     score: float
+    role: Role = "offered"  # offered / needed / declined / context (see nlp_service.extract.roles)
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
         data["score"] = round(float(self.score), 4)
         return data
 
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Tag":
+        return cls(**{**raw, "score": float(raw["score"]), "role": raw.get("role", "offered")})
+
 
 @dataclass(frozen=True, slots=True)
 class TaggedText:
     lang: Lang
     tags: tuple[Tag, ...]
+    kind: str | None = None
+    needs: Needs | None = None
 
     @property
     def concept_ids(self) -> frozenset[str]:
-        return frozenset(t.concept_id for t in self.tags)
+        """Concepts the text offers or needs (declined and context mentions left out)."""
+        return frozenset(t.concept_id for t in self.tags if t.role in MATCHING_ROLES)
+
+    @property
+    def declined_ids(self) -> frozenset[str]:
+        return frozenset(t.concept_id for t in self.tags if t.role == "declined")
 
     def to_dict(self) -> dict[str, object]:
-        return {"lang": self.lang, "tags": [t.to_dict() for t in self.tags]}
+        data: dict[str, object] = {"lang": self.lang, "kind": self.kind, "tags": [t.to_dict() for t in self.tags]}
+        if self.needs is not None:
+            data["needs"] = self.needs.to_dict()
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,19 +271,35 @@ class TaxonomyTagger:
         taxonomy: Taxonomy,
         segmenter: BilingualSegmenter,
         semantic: SemanticTagger | None = None,
+        *,
+        roles: RoleAssigner | None = None,
+        needs: NeedsExtractor | None = None,
     ) -> None:
         self.taxonomy = taxonomy
         self.segmenter = segmenter
         self.lexical = LexicalTagger(taxonomy, segmenter)
         self.semantic = semantic
+        self.roles = roles or RoleAssigner()
+        self.needs = needs
 
-    def tag(self, text: str) -> TaggedText:
-        return self.tag_many([text])[0]
+    def tag(self, text: str, kind: str | None = None, *, meta: dict | None = None,
+            reference: dt.date | None = None, semantic: bool = True) -> TaggedText:
+        return self.tag_many([text], [kind], metas=[meta], reference=reference, semantic=semantic)[0]
 
-    def tag_many(self, texts: Sequence[str]) -> list[TaggedText]:
-        lexical = [self.lexical.tag_tokens(text, self.segmenter.segment(text)) for text in texts]
-        semantic: list[list[Tag]] = [[] for _ in texts]
-        if self.semantic is not None:
+    def tag_many(self, texts: Sequence[str], kinds: Sequence[str | None] | None = None, *,
+                 metas: Sequence[dict | None] | None = None, reference: dt.date | None = None,
+                 semantic: bool = True) -> list[TaggedText]:
+        """Tags with roles (and needs, when a needs extractor is set) for each text.
+
+        ``kinds`` ("volunteer" / "request" / None to infer) set the base role; ``metas`` are explicit document
+        metadata that win over extracted needs; ``semantic=False`` skips the clause embeddings.
+        """
+        kinds = list(kinds) if kinds is not None else [None] * len(texts)
+        metas = list(metas) if metas is not None else [None] * len(texts)
+        token_lists = [self.segmenter.segment(text) for text in texts]
+        lexical = [self.lexical.tag_tokens(text, tokens) for text, tokens in zip(texts, token_lists)]
+        semantic_tags: list[list[Tag]] = [[] for _ in texts]
+        if self.semantic is not None and semantic:
             clause_lists = [self.segmenter.sentences(text) for text in texts]
             flat = [text[s:e] for text, clauses in zip(texts, clause_lists) for s, e in clauses]
             vectors = self.semantic.embedder.embed(flat) if flat else np.zeros((0, 1), dtype=np.float32)
@@ -273,9 +307,15 @@ class TaxonomyTagger:
             for number, (text, clauses) in enumerate(zip(texts, clause_lists)):
                 block = vectors[row : row + len(clauses)]
                 row += len(clauses)
-                semantic[number] = self.semantic.tag_clauses(text, clauses, block, lexical[number])
+                semantic_tags[number] = self.semantic.tag_clauses(text, clauses, block, lexical[number])
         results = []
-        for text, lex, sem in zip(texts, lexical, semantic):
+        for text, kind, meta, tokens, lex, sem in zip(texts, kinds, metas, token_lists, lexical, semantic_tags):
             tags = sorted(lex + sem, key=lambda t: (t.start, t.end, t.concept_id))
-            results.append(TaggedText(detect_language(text), tuple(tags)))
+            roles = self.roles.assign(text, [RoleSpan(t.start, t.end) for t in tags], kind)
+            tags = [replace(t, role=r) for t, r in zip(tags, roles)]
+            needs = None
+            if self.needs is not None:
+                boundaries = {t.start for t in tokens} | {t.end for t in tokens}
+                needs = self.needs.extract(text, kind=kind, boundaries=boundaries, reference=reference, meta=meta)
+            results.append(TaggedText(detect_language(text), tuple(tags), kind, needs))
         return results

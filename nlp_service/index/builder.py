@@ -42,11 +42,16 @@ class IndexBuilder:
         if not documents:
             raise ValueError("cannot build an index from an empty corpus")
         tags: list[list[dict[str, Any]]] = []
+        needs: list[dict[str, Any] | None] = []
+        langs: list[str] = []
         blocks: list[np.ndarray] = []
         for start in range(0, len(documents), self.batch_size):
             batch = documents[start : start + self.batch_size]
-            tagged = self.tagger.tag_many([d.text for d in batch])
+            tagged = self.tagger.tag_many([d.text for d in batch], [d.kind for d in batch],
+                                          metas=[d.meta for d in batch])
             tags.extend([t.to_dict() for t in result.tags] for result in tagged)
+            needs.extend(result.needs.to_dict() if result.needs is not None else None for result in tagged)
+            langs.extend(result.lang for result in tagged)
             blocks.append(self.embedder.embed([document_embedding_text(d) for d in batch]))
             if progress is not None:
                 progress(len(batch))
@@ -56,7 +61,7 @@ class IndexBuilder:
 
         def write(staging: Path) -> dict[str, Any]:
             counts = write_kind_vectors(staging, documents, vectors)
-            write_documents(staging / DOCUMENTS, documents, tags)
+            write_documents(staging / DOCUMENTS, documents, tags, needs, langs)
             return {
                 "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "model": {
@@ -67,6 +72,7 @@ class IndexBuilder:
                 "taxonomy": {"name": self.tagger.taxonomy.name, "version": self.tagger.taxonomy.full_version},
                 "documents": {"total": len(documents), **counts},
                 "corpus_hash": digest,
+                "format_features": ["roles", "needs"],
                 "tagging": {
                     "semantic": semantic is not None,
                     "thresholds": semantic.thresholds if semantic is not None else None,

@@ -27,7 +27,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -57,10 +57,26 @@ def sha256_file(path: Path) -> str:
 class IndexedDocument:
     document: Document
     tags: tuple[dict[str, Any], ...]
+    needs: dict[str, Any] | None = None
+    lang: str = "en"
+    tag_objs: tuple[Any, ...] = ()  # the tags as nlp_service.extract.tagger.Tag
+    needs_obj: Any = None  # nlp_service.extract.needs.Needs
+
+    @classmethod
+    def from_row(cls, document: Document, tags: Sequence[dict[str, Any]], needs: dict[str, Any] | None,
+                 lang: str | None) -> "IndexedDocument":
+        from nlp_service.extract.needs import Needs
+        from nlp_service.extract.segment import detect_language
+        from nlp_service.extract.tagger import Tag
+
+        tag_objs = tuple(Tag.from_dict(t) for t in tags)
+        needs_obj = Needs.from_dict(needs) if needs else Needs()
+        return cls(document, tuple(tags), needs, lang or detect_language(document.text), tag_objs, needs_obj)
 
     @property
     def concept_ids(self) -> frozenset[str]:
-        return frozenset(t["concept_id"] for t in self.tags)
+        """Concepts the document offers or needs."""
+        return frozenset(t["concept_id"] for t in self.tags if t.get("role", "offered") in ("offered", "needed"))
 
 
 @dataclass
@@ -198,15 +214,18 @@ class IndexStore:
             raw = json.loads(line)
             meta = raw.get("meta", {})
             doc = Document(raw["id"], raw["kind"], raw["text"], meta)
-            documents[doc.id] = IndexedDocument(doc, tuple(raw.get("tags", [])))
+            documents[doc.id] = IndexedDocument.from_row(doc, raw.get("tags", []), raw.get("needs"), raw.get("lang"))
         return LoadedIndex(version, path, manifest, vectors, documents)
 
 
-def write_documents(path: Path, documents: list[Document], tags: list[list[dict[str, Any]]]) -> None:
+def write_documents(path: Path, documents: list[Document], tags: list[list[dict[str, Any]]],
+                    needs: list[dict[str, Any] | None] | None = None, langs: list[str] | None = None) -> None:
+    needs = needs or [None] * len(documents)
+    langs = langs or [None] * len(documents)  # type: ignore[list-item]
     with open(path, "w", encoding="utf-8") as handle:
-        for document, doc_tags in zip(documents, tags):
+        for document, doc_tags, doc_needs, lang in zip(documents, tags, needs, langs):
             row = {"id": document.id, "kind": document.kind, "text": document.text, "meta": document.meta,
-                   "tags": doc_tags}
+                   "lang": lang, "tags": doc_tags, "needs": doc_needs}
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 

@@ -11,7 +11,8 @@ from nlp_service.corpus import KINDS
 from nlp_service.errors import DocumentNotFoundError
 from nlp_service.matching import MAX_TOP_K, match_result_to_dict
 from nlp_service.services import Services
-from nlp_service.web.parsing import choice_field, filters_field, int_field, json_object, query_int, text_field
+from nlp_service.web.parsing import (choice_field, filters_field, int_field, json_object, optional_choice_field,
+                                     query_filters, query_int, text_field)
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/v1")
@@ -42,8 +43,9 @@ def _body_and_text() -> tuple[dict, str]:
 
 @bp.post("/extract")
 def extract():
-    _, text = _body_and_text()
-    return jsonify(services().tagger.tag(text).to_dict())
+    body, text = _body_and_text()
+    kind = optional_choice_field(body, "kind", KINDS)
+    return jsonify(services().tagger.tag(text, kind).to_dict())
 
 
 @bp.post("/match")
@@ -51,8 +53,8 @@ def match():
     body, text = _body_and_text()
     kind = choice_field(body, "kind", KINDS)
     top_k = int_field(body, "top_k", 10, 1, MAX_TOP_K)
-    filters = filters_field(body)
     svc = services()
+    filters = filters_field(body, svc.needs.gazetteer)
     result = svc.matcher.match(svc.current_index(), text, kind, top_k, filters)
     return jsonify(match_result_to_dict(result, svc.taxonomy))
 
@@ -64,14 +66,16 @@ def document(document_id: str):
     entry = index.documents.get(document_id)
     if entry is None:
         raise DocumentNotFoundError(f"no document {document_id!r} in index {index.version}")
-    return jsonify({**entry.document.to_dict(), "tags": list(entry.tags), "index": {"version": index.version}})
+    return jsonify({**entry.document.to_dict(), "lang": entry.lang, "tags": list(entry.tags), "needs": entry.needs,
+                    "index": {"version": index.version}})
 
 
 @bp.get("/documents/<document_id>/matches")
 def document_matches(document_id: str):
     top_k = query_int(request.args, "top_k", 10, 1, MAX_TOP_K)
     svc = services()
-    result = svc.matcher.match_document(svc.current_index(), document_id, top_k)
+    filters = query_filters(request.args, svc.needs.gazetteer)
+    result = svc.matcher.match_document(svc.current_index(), document_id, top_k, filters)
     return jsonify(match_result_to_dict(result, svc.taxonomy))
 
 

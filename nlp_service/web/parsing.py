@@ -8,6 +8,7 @@ from typing import Any
 from flask import Request
 
 from nlp_service.errors import InputTooLargeError, InvalidInputError
+from nlp_service.extract.needs import Gazetteer
 from nlp_service.matching import MatchFilters
 
 
@@ -58,6 +59,15 @@ def choice_field(body: dict[str, Any], name: str, choices: tuple[str, ...]) -> s
     return value
 
 
+def optional_choice_field(body: dict[str, Any], name: str, choices: tuple[str, ...]) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in choices:
+        raise InvalidInputError(f"'{name}' must be one of {', '.join(choices)} (or left out)")
+    return value
+
+
 def int_field(body: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
     value = body.get(name, default)
     if value is None:
@@ -69,7 +79,7 @@ def int_field(body: dict[str, Any], name: str, default: int, low: int, high: int
     return value
 
 
-def filters_field(body: dict[str, Any]) -> MatchFilters | None:
+def filters_field(body: dict[str, Any], gazetteer: Gazetteer | None = None) -> MatchFilters | None:
     """``"filters": {"remote": bool, "languages": [str], "location": str}``, every key optional."""
     raw = body.get("filters")
     if raw is None:
@@ -78,7 +88,8 @@ def filters_field(body: dict[str, Any]) -> MatchFilters | None:
         raise InvalidInputError(f"'filters' must be an object, got {_json_type(raw)}")
     unknown = set(raw) - {"remote", "languages", "location"}
     if unknown:
-        raise InvalidInputError(f"unknown filter(s): {', '.join(sorted(unknown))}; use remote, languages, location")
+        names = ", ".join(sorted(repr(_printable(k)) for k in unknown))
+        raise InvalidInputError(f"unknown filter(s): {names}; use remote, languages, location")
     remote = raw.get("remote")
     if remote is not None and not isinstance(remote, bool):
         raise InvalidInputError("'filters.remote' must be true or false")
@@ -93,7 +104,37 @@ def filters_field(body: dict[str, Any]) -> MatchFilters | None:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise InvalidInputError("'filters' contains an unpaired surrogate (invalid Unicode)") from exc
-    return MatchFilters(remote, tuple(x.strip() for x in languages), location.strip() if location else None)
+    return MatchFilters.build(remote, tuple(x.strip() for x in languages), location.strip() if location else None,
+                              gazetteer)
+
+
+def query_filters(args: Any, gazetteer: Gazetteer | None = None) -> MatchFilters | None:
+    """Filters from a query string: ``?remote=true&languages=zh,en&location=上海`` (``language`` repeatable)."""
+    remote_raw = args.get("remote")
+    remote = None
+    if remote_raw is not None:
+        lowered = remote_raw.strip().lower()
+        if lowered not in {"true", "false", "1", "0", "yes", "no"}:
+            raise InvalidInputError("'remote' must be true or false")
+        remote = lowered in {"true", "1", "yes"}
+    languages = [x for value in args.getlist("languages") + args.getlist("language") for x in value.split(",")]
+    languages = [x.strip() for x in languages if x.strip()]
+    location = args.get("location")
+    if location is not None and (not location.strip() or len(location) > 100):
+        raise InvalidInputError("'location' must be a non-empty string of at most 100 characters")
+    if remote is None and not languages and not location:
+        return None
+    for value in [*languages, location or ""]:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError("a filter contains an unpaired surrogate (invalid Unicode)") from exc
+    return MatchFilters.build(remote, tuple(languages), location.strip() if location else None, gazetteer)
+
+
+def _printable(value: str) -> str:
+    """A key safe to echo back: unpaired surrogates replaced."""
+    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 def query_int(args: Any, name: str, default: int, low: int, high: int) -> int:
@@ -101,7 +142,7 @@ def query_int(args: Any, name: str, default: int, low: int, high: int) -> int:
     raw = args.get(name)
     if raw is None:
         return default
-    if not raw.strip().isdigit():
+    if not (raw.strip().isascii() and raw.strip().isdigit()):  # "²".isdigit() is True, int("²") fails
         raise InvalidInputError(f"'{name}' must be an integer between {low} and {high}")
     value = int(raw)
     if not low <= value <= high:

