@@ -113,13 +113,13 @@ def document_languages(entry: IndexedDocument) -> frozenset[str]:
 class RankingWeights:
     """How the parts of a score add up. Defaults are tuned on corpus/eval/match_dev (see the README)."""
 
-    skills: float = 0.35
-    location: float = 0.06
-    language: float = 0.05
+    skills: float = 0.25
+    location: float = 0.12
+    language: float = 0.10
     hours: float = 0.03
     declined: float = 0.15
-    strong: float = 0.62  # band thresholds on the final score
-    possible: float = 0.50
+    strong: float = 0.535  # band thresholds on the final score (calibrate_bands on match_dev)
+    possible: float = 0.362
 
 
 @dataclass(frozen=True, slots=True)

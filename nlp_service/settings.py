@@ -28,7 +28,7 @@ class Settings:
     semantic_threshold_en: float = 0.80
     semantic_tags: bool = True
     # Ranking: final score = (1 - tag_weight) * cosine + tag_weight * skill overlap.
-    tag_weight: float = 0.35
+    tag_weight: float = 0.25
     candidate_pool: int = 200
     max_text_chars: int = 20_000
     max_body_bytes: int = 256 * 1024

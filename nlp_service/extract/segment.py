@@ -111,6 +111,16 @@ class BilingualSegmenter:
         """jieba's dictionary frequencies (used to pick the everyday name among a place's Chinese names)."""
         return self._jieba.FREQ
 
+    def word_tags(self) -> dict[str, str]:
+        """jieba's dictionary part-of-speech tags ("ns" marks place names)."""
+        tags: dict[str, str] = {}
+        with self._jieba.get_dict_file() as handle:
+            for raw in handle:
+                parts = raw.decode("utf-8").split()
+                if len(parts) == 3:
+                    tags[parts[0]] = parts[2]
+        return tags
+
     def segment(self, text: str) -> list[Token]:
         tokens: list[Token] = []
         for start, end, script in script_runs(text):

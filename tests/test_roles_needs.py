@@ -1,0 +1,248 @@
+"""Roles of tags, structured needs, needs-aware ranking and alias filters, through the real tagger,
+gazetteer, date parser, model and index."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from nlp_service.corpus import Document
+from nlp_service.evaluation.gold import REFERENCE_DATE
+from nlp_service.evaluation.matching_eval import bootstrap_interval, ndcg_at
+from nlp_service.evaluation.needs_roles import needs_counts
+from nlp_service.index.store import IndexedDocument
+from nlp_service.matching import normalise_language
+
+# (text, kind, concept, expected role)
+ROLE_CASES = [
+    ("不需要设计师，海报我们自己能做；需要一位会剪视频的志愿者。", "request", "media.video_editing", "needed"),
+    ("我不会写前端，只能做后端，Python和Go都熟。", "volunteer", "it.frontend", "declined"),
+    ("我不会写前端，只能做后端，Python和Go都熟。", "volunteer", "it.backend", "offered"),
+    ("We're an autism charity in London and need a poster for our fun run. NOT looking for a photographer.",
+     "request", "media.photography", "declined"),
+    ("I can't take on litigation, but happy to review contracts.", "volunteer", "legal.litigation", "declined"),
+    ("I can't take on litigation, but happy to review contracts.", "volunteer", "legal.contract_review", "offered"),
+    ("We provide an interpreter; we need a family lawyer for a two-hour workshop.", "request",
+     "lang.interpreting", "context"),
+    ("We provide an interpreter; we need a family lawyer for a two-hour workshop.", "request",
+     "legal.family_law", "needed"),
+    ("交通费可报销。需要一位英语老师给流动儿童上课。", "request", "finance.expense_reimbursement", "context"),
+    ("我们是一家自闭症儿童康复机构，想找人设计一张招募海报。", "request", "psych.autism_support", "context"),
+    ("暂时不需要 translator，需要的是一位懂 Excel 的志愿者整理捐赠人名单。", "request",
+     "lang.written_translation", "declined"),
+]
+
+
+@pytest.mark.parametrize("text,kind,concept,role", ROLE_CASES)
+def test_tag_roles(services, text, kind, concept, role):
+    tagged = services.tagger.tag(text, kind)
+    roles = {t.concept_id: t.role for t in tagged.tags}
+    assert roles.get(concept) == role, roles
+
+
+def test_declined_and_context_tags_stay_out_of_matching_concepts(services):
+    tagged = services.tagger.tag("我不会写前端，只能做后端。", "volunteer")
+    assert "it.frontend" in tagged.declined_ids
+    assert "it.frontend" not in tagged.concept_ids and "it.backend" in tagged.concept_ids
+
+
+def test_base_role_follows_kind_or_is_inferred(services):
+    text = "做了五年BI，Power BI都用过。"
+    assert {t.role for t in services.tagger.tag(text, "volunteer").tags} == {"offered"}
+    assert {t.role for t in services.tagger.tag(text, "request").tags} == {"needed"}
+    assert {t.role for t in services.tagger.tag("We need a bookkeeper for our charity.").tags} == {"needed"}
+
+
+def _needs(services, text, kind="request"):
+    return services.tagger.tag(text, kind, reference=REFERENCE_DATE).needs.to_dict()
+
+
+def test_needs_from_a_chinese_request(services):
+    needs = _needs(services, "我们是一家自闭症儿童康复机构，想找人设计一张招募海报，3月底前要用。上海，线下。")
+    assert (needs["location"]["name_en"], needs["location"]["name_zh"]) == ("Shanghai", "上海")
+    assert needs["mode"]["value"] == "on_site"
+    assert needs["deadline"]["date"] == "2027-03-31"
+    assert [c["id"] for c in needs["causes"]] == ["disability"] or "disability" in [c["id"] for c in needs["causes"]]
+    assert needs["deliverable"]["span"]["surface"] == "一张招募海报"
+
+
+def test_needs_from_an_english_profile(services):
+    text = "Based in Shanghai, 3-5 hours a week, remote. Fluent in Mandarin and English."
+    needs = _needs(services, text, "volunteer")
+    assert needs["location"]["name_en"] == "Shanghai" and needs["location"]["span"]["surface"] == "Shanghai"
+    assert needs["mode"]["value"] == "remote"
+    assert needs["hours_per_week"]["value"] == 5
+    assert [x["code"] for x in needs["languages"]] == ["zh", "en"]
+    assert needs["deliverable"] is None  # volunteers deliver nothing
+
+
+@pytest.mark.parametrize("text,field,expected", [
+    ("需要一位英语老师给流动儿童上课，为期三个月。", "duration", (3, "month")),
+    ("十年外企HR，前五年做招聘。", "duration", None),  # experience, not the engagement's length
+    ("We need help for six weeks with our grant report.", "duration", (6, "week")),
+    ("a 2-hour workshop on 20 December", "total_hours", 2),
+    ("请在明年1月15日之前交稿", "deadline", "2027-01-15"),
+    ("deadline is March 15", "deadline", "2027-03-15"),
+    ("每周大概5个小时，线上", "hours_per_week", 5),
+    ("社区里来宾很多，中心的三条线都要人", "location", None),  # GeoNames names that are ordinary words here
+])
+def test_needs_fields(services, text, field, expected):
+    value = _needs(services, text)[field]
+    if expected is None:
+        assert value is None
+    elif field == "duration":
+        assert (value["value"], value["unit"]) == expected
+    elif field == "deadline":
+        assert value["date"] == expected
+    else:
+        assert value["value"] == expected
+    if value is not None:
+        span = value["span"]
+        assert text[span["start"]:span["end"]] == span["surface"]
+
+
+def test_explicit_metadata_wins(services):
+    tagged = services.tagger.tag("Based in London, remote only.", "volunteer",
+                                 meta={"location": "深圳 Shenzhen", "remote": False, "languages": ["zh"]})
+    needs = tagged.needs.to_dict()
+    assert needs["location"]["name_en"] == "Shenzhen" and needs["location"]["span"] is None
+    assert needs["mode"]["value"] == "on_site"
+    assert [x["code"] for x in needs["languages"]] == ["zh"]
+
+
+@pytest.mark.parametrize("value", ["EN", "en", "English", "英语", "en-GB"])
+def test_language_aliases(value):
+    assert normalise_language(value) == "en"
+
+
+def test_language_aliases_for_chinese():
+    assert {normalise_language(v) for v in ("zh", "ZH", "Chinese", "中文", "普通话", "Mandarin", "zh-CN")} == {"zh"}
+    assert normalise_language("Klingon") is None
+
+
+def test_extract_returns_roles_and_needs(client):
+    body = client.post("/v1/extract", json={"text": "不需要设计师；需要一位会剪视频的志愿者，每周4小时，远程。",
+                                            "kind": "request"}).get_json()
+    assert body["kind"] == "request"
+    assert {t["role"] for t in body["tags"]} <= {"offered", "needed", "declined", "context"}
+    assert body["needs"]["hours_per_week"]["value"] == 4 and body["needs"]["mode"]["value"] == "remote"
+    bad = client.post("/v1/extract", json={"text": "hello", "kind": "sponsor"})
+    assert bad.status_code == 400 and "kind" in bad.get_json()["error"]["message"]
+
+
+def _locations(body):
+    return {m["needs"]["location"]["name_en"] for m in body["matches"] if m["needs"].get("location")}
+
+
+def test_location_filter_works_across_languages(client):
+    text = "Need an accountant to help close our books."
+    by_en = client.post("/v1/match", json={"text": text, "kind": "request", "top_k": 10,
+                                           "filters": {"location": "Shanghai"}}).get_json()
+    by_zh = client.post("/v1/match", json={"text": text, "kind": "request", "top_k": 10,
+                                           "filters": {"location": "上海"}}).get_json()
+    assert by_en["matches"] and _locations(by_en) == {"Shanghai"}
+    assert [m["id"] for m in by_en["matches"]] == [m["id"] for m in by_zh["matches"]]
+    assert any("上海" in (m["meta"].get("location") or "") for m in by_en["matches"])
+
+
+def test_language_filter_aliases_agree(client):
+    text = "我们需要一位会做财务报表的志愿者。"
+    results = []
+    for alias in ("EN", "en", "English", "英语"):
+        body = client.post("/v1/match", json={"text": text, "kind": "request", "top_k": 10,
+                                              "filters": {"languages": [alias]}}).get_json()
+        results.append([m["id"] for m in body["matches"]])
+    assert results[0] and all(r == results[0] for r in results)
+    bad = client.post("/v1/match", json={"text": text, "kind": "request", "filters": {"languages": ["Klingon"]}})
+    assert bad.status_code == 400 and "Klingon" in bad.get_json()["error"]["message"]
+
+
+def test_document_matches_take_filters(client, services):
+    request_id = next(d for d, e in services.current_index().documents.items() if e.document.kind == "request")
+    plain = client.get(f"/v1/documents/{request_id}/matches?top_k=20").get_json()
+    filtered = client.get(f"/v1/documents/{request_id}/matches?top_k=20&location=Shanghai").get_json()
+    assert filtered["matches"] and len(filtered["matches"]) <= len(plain["matches"])
+    assert _locations(filtered) == {"Shanghai"}
+    assert client.get(f"/v1/documents/{request_id}/matches?remote=maybe").status_code == 400
+    assert client.get(f"/v1/documents/{request_id}/matches?top_k=²").status_code == 400
+
+
+def test_matches_are_explained_and_banded(client):
+    body = client.post("/v1/match", json={"text": "我们需要一位会计帮忙做账和准备年度审计，上海，线下。",
+                                          "kind": "request", "top_k": 5}).get_json()
+    for match in body["matches"]:
+        assert match["band"] in {"strong", "possible", "weak"}
+        parts = match["score_parts"]
+        assert set(parts) == {"similarity", "skills", "location", "language", "hours", "declined"}
+        assert abs(sum(parts.values()) - match["score"]) < 1e-3
+        assert set(match["needs_fit"]) == {"location", "language", "hours"}
+        assert isinstance(match["missing_tags"], list) and isinstance(match["declined_conflicts"], list)
+
+
+def _entry(services, doc_id: str, text: str, kind: str = "volunteer") -> IndexedDocument:
+    tagged = services.tagger.tag(text, kind)
+    document = Document(doc_id, kind, text, {})
+    return IndexedDocument.from_row(document, [t.to_dict() for t in tagged.tags], tagged.needs.to_dict(), tagged.lang)
+
+
+def test_a_volunteer_who_declines_the_need_ranks_lower(services):
+    query = services.tagger.tag("需要一位会做前端的志愿者帮我们改版网站。", "request")
+    declines = _entry(services, "v-no", "我不会写前端，只能做后端。")
+    offers = _entry(services, "v-yes", "我会写前端，也能做后端。")
+    low = services.matcher.score(query, "request", declines, 0.5)
+    high = services.matcher.score(query, "request", offers, 0.5)
+    assert "it.frontend" in low.declined and low.score_parts["declined"] < 0
+    assert high.score > low.score
+
+
+def test_an_on_site_request_prefers_the_same_city(services):
+    query = services.tagger.tag("上海的社区中心需要一位会计线下帮忙做账。", "request")
+    same = _entry(services, "v-sh", "会计师，在上海，可以线下帮忙做账。")
+    other = _entry(services, "v-bj", "会计师，在北京，可以线下帮忙做账。")
+    near, far = (services.matcher.score(query, "request", e, 0.5) for e in (same, other))
+    assert near.score_parts["location"] > 0 > far.score_parts["location"]
+
+
+def test_needs_counts_by_hand():
+    span = {"start": 0, "end": 2, "surface": "上海"}
+    gold = {"location": {"name_en": "Shanghai", "span": span}, "mode": None, "hours_per_week": {"value": 4, "span": span},
+            "total_hours": None, "duration": None, "deadline": None, "dates": [],
+            "languages": [{"code": "zh", "span": span}, {"code": "en", "span": span}], "causes": [], "deliverable": None}
+    pred = {**gold, "hours_per_week": {"value": 5, "span": span}, "languages": [{"code": "zh", "span": span}],
+            "mode": {"value": "remote", "span": span}}
+    counts = needs_counts(gold, pred)
+    assert (counts["location"].tp, counts["location"].fp, counts["location"].fn) == (1, 0, 0)
+    assert (counts["hours_per_week"].tp, counts["hours_per_week"].fp, counts["hours_per_week"].fn) == (0, 1, 1)
+    assert (counts["mode"].fp, counts["mode"].fn) == (1, 0)
+    assert (counts["languages"].tp, counts["languages"].fn) == (1, 1)
+
+
+def test_ndcg_and_bootstrap_by_hand():
+    grades = {"a": 2, "b": 1, "c": 0}
+    assert ndcg_at(["a", "b", "c"], grades) == pytest.approx(1.0)
+    worse = ndcg_at(["c", "b", "a"], grades)
+    assert 0 < worse < 1
+    assert ndcg_at(["x", "y"], grades) == 0.0
+    low, high = bootstrap_interval([1.0] * 10)
+    assert (low, high) == (1.0, 1.0)
+    low, high = bootstrap_interval([0.0, 1.0] * 20)
+    assert 0.3 < low < 0.5 < high < 0.7
+
+
+def test_gold_files_carry_roles_and_needs(taxonomy):
+    from pathlib import Path
+
+    from nlp_service.evaluation.gold import load_gold
+    from nlp_service.evaluation.matching_eval import load_match_gold
+
+    root = Path(__file__).resolve().parents[1] / "corpus" / "eval"
+    test = load_gold(root / "test.jsonl", taxonomy)
+    focus = [i for i in test if i.focus in ("negation", "background")]
+    assert len(focus) >= 40
+    for lang in ("zh", "en"):
+        assert sum(1 for i in test + load_gold(root / "dev.jsonl", taxonomy) if i.lang == lang) >= 80
+    assert all(i.needs is not None for i in test)
+    matches = load_match_gold(root / "match_test.jsonl") + load_match_gold(root / "match_dev.jsonl")
+    assert len(matches) >= 60 and {m.lang for m in matches} >= {"zh", "en"}
+    assert all(len(m.grades) >= 5 for m in matches)
