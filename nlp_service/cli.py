@@ -155,8 +155,9 @@ def rebuild(obj: Context, corpus_dir: Path | None, index_dir: Path | None, if_mi
     from nlp_service.index.store import IndexStore
 
     settings = obj.settings(index_dir=index_dir, corpus_dir=corpus_dir)
-    if if_missing and IndexStore(settings.index_dir).current_version():
-        click.echo(f"index already published in {settings.index_dir}: {IndexStore(settings.index_dir).current_version()}")
+    store = IndexStore(settings.index_dir)
+    if if_missing and store.current_version() and _index_is_current(store):
+        click.echo(f"index already published in {settings.index_dir}: {store.current_version()}")
         return
     try:
         documents = load_corpus(settings.corpus_dir)
@@ -166,6 +167,15 @@ def rebuild(obj: Context, corpus_dir: Path | None, index_dir: Path | None, if_mi
     except NlpServiceError as exc:
         raise _fail(exc) from exc
     click.echo(f"published index {version} with {len(documents)} documents in {settings.index_dir}")
+
+
+def _index_is_current(store) -> bool:
+    """An index written before tags had roles and documents had needs is rebuilt by --if-missing."""
+    try:
+        manifest = json.loads((store.version_path(store.current_version()) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True  # a broken index is reported by the service, not silently replaced
+    return {"roles", "needs"} <= set(manifest.get("format_features", []))
 
 
 @main.command()
@@ -207,17 +217,19 @@ def versions(obj: Context, index_dir: Path | None, to_publish: str | None) -> No
 
 @main.command()
 @click.argument("text")
+@click.option("--kind", type=click.Choice(["volunteer", "request"]), default=None,
+              help="What TEXT is (sets whether skills are offered or needed) [default: inferred].")
 @click.option("--json", "as_json", is_flag=True, help="Print the same JSON as POST /v1/extract.")
 @click.pass_obj
-def extract(obj: Context, text: str, as_json: bool) -> None:
-    """Tag TEXT with taxonomy concepts.
+def extract(obj: Context, text: str, kind: str | None, as_json: bool) -> None:
+    """Tag TEXT with taxonomy concepts, their roles (offered / needed / declined / context) and its needs.
 
     \b
     Example:
-      nlp-service extract "我是会计师，可以帮忙做账和报税；also fluent in Japanese"
+      nlp-service extract "我是会计师，可以帮忙做账和报税，但不做审计；also fluent in Japanese" --kind volunteer
     """
     try:
-        result = obj.services().tagger.tag(text)
+        result = obj.services().tagger.tag(text, kind)
     except NlpServiceError as exc:
         raise _fail(exc) from exc
     if as_json:
@@ -225,8 +237,12 @@ def extract(obj: Context, text: str, as_json: bool) -> None:
         return
     click.echo(f"language: {result.lang}   tags: {len(result.tags)}")
     for tag in result.tags:
-        click.echo(f"  {tag.concept_id:<34} {tag.label_en} / {tag.label_zh}  [{tag.method} {tag.score:.2f}]  "
+        click.echo(f"  {tag.role:<9} {tag.concept_id:<34} {tag.label_en} / {tag.label_zh}  [{tag.method} {tag.score:.2f}]  "
                    f"\"{tag.surface}\"")
+    if result.needs is not None:
+        for name, value in result.needs.to_dict().items():
+            if value:
+                click.echo(f"  need {name}: {json.dumps(value, ensure_ascii=False)}")
 
 
 @main.command()
@@ -279,7 +295,11 @@ def match(obj: Context, text: str | None, kind: str | None, document_id: str | N
         shared = ", ".join(f"{s['label_en']}/{s['label_zh']}" for s in m["shared_tags"]) or "-"
         snippet = " ".join(m["text"].split())
         snippet = snippet[:90] + ("…" if len(snippet) > 90 else "")
-        click.echo(f"{rank:>2}. {m['id']:<10} {m['score']:.3f}  shared: {shared}\n    {snippet}")
+        click.echo(f"{rank:>2}. {m['id']:<10} {m['score']:.3f} {m['band']:<8}  shared: {shared}\n    {snippet}")
+        missing = ", ".join(t["label_en"] for t in m["missing_tags"])
+        declined = ", ".join(t["label_en"] for t in m["declined_conflicts"])
+        click.echo(f"    fit: {'; '.join(f'{k} {v}' for k, v in m['needs_fit'].items())}"
+                   + (f"   missing: {missing}" if missing else "") + (f"   DECLINES: {declined}" if declined else ""))
 
 
 @main.command()
@@ -296,10 +316,13 @@ def match(obj: Context, text: str | None, kind: str | None, document_id: str | N
 @click.option("--lexical-only", is_flag=True, help="Turn semantic tagging off.")
 @click.option("--calibration", "calibration_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="threshold_curve.json from 'calibrate' for this model: use its best thresholds.")
+@click.option("--matches", "match_gold", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A graded match gold (e.g. corpus/eval/match_test.jsonl): P@1, nDCG@5 and same-language share "
+                   "with bootstrap 95% intervals, beside naive baselines, on the published index.")
 @click.pass_obj
 def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, compare_files: tuple[Path, Path] | None,
              model_path: Path | None, taxonomy_dir: Path | None, lexical_only: bool,
-             calibration_file: Path | None) -> None:
+             calibration_file: Path | None, match_gold: Path | None) -> None:
     """Score taxonomy tagging against gold data: P/R/F1 micro and macro, per category, language, method, span.
 
     \b
@@ -322,8 +345,12 @@ def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, comp
             click.echo("warning: the two reports were made on different gold files", err=True)
         click.echo(comparison_table(a, b))
         return
+    if match_gold is not None:
+        _evaluate_matches(obj, match_gold, report_dir)
+        if gold_file is None:
+            return
     if gold_file is None:
-        raise click.UsageError("give --gold FILE (or --compare A.json B.json)")
+        raise click.UsageError("give --gold FILE, --matches FILE, or --compare A.json B.json")
     try:
         report = _run_evaluation(obj, gold_file, model_path, taxonomy_dir, lexical_only, calibration_file)
     except NlpServiceError as exc:
@@ -338,9 +365,53 @@ def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, comp
     for title, key in (("false positives", "top_false_positives"), ("misses", "top_misses")):
         top = ", ".join(f"{r['concept_id']} ({r['count']})" for r in results[key][:8]) or "-"
         click.echo(f"most frequent {title}: {top}")
+    roles = results["roles"]
+    click.echo(f"roles: accuracy {roles['accuracy']:.3f} on {roles['compared']} concepts found by both; "
+               f"declined/context leaked as offered/needed: {roles['leaks']} of {roles['guarded_concepts']}")
+    for focus, row in sorted(roles["by_focus"].items()):
+        click.echo(f"  {focus:<11} {row['texts']:>4} texts  leaks {row['leaks']} of {row['guarded']}")
+    if "needs" in results:
+        rows = [(f, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
+                for f, m in results["needs"]["per_field"].items()]
+        click.echo(format_table(rows, ("needs field", "precision", "recall", "F1", "support")))
     if report_dir is not None:
         for path in write_report(report, report_dir):
             click.echo(f"wrote {path}")
+
+
+def _evaluate_matches(obj: Context, gold_path: Path, report_dir: Path | None) -> None:
+    from tqdm import tqdm
+
+    from nlp_service.evaluation.matching_eval import evaluate_matching, load_match_gold
+    from nlp_service.evaluation.report import format_table
+
+    try:
+        services = obj.services()
+        index = services.current_index()
+        items = load_match_gold(gold_path, set(index.documents))
+        with tqdm(desc="matching", unit="request", file=sys.stderr) as bar:
+            results = evaluate_matching(services.matcher, index, items, progress=bar.update)
+    except NlpServiceError as exc:
+        raise _fail(exc) from exc
+    rows = []
+    for variant, result in results.items():
+        for lang, table in sorted(result["per_language"].items()):
+            def cell(metric: str) -> str:
+                m = table[metric]
+                return f"{m['mean']:.3f} [{m['ci95'][0]:.2f}, {m['ci95'][1]:.2f}]"
+            rows.append((variant, lang, str(table["p1_strict"]["n"]), cell("p1_strict"), cell("p1_lenient"),
+                         cell("ndcg5"), cell("same_lang_top5")))
+    click.echo(f"{len(items)} requests · index {index.version}")
+    click.echo(format_table(rows, ("ranking", "lang", "n", "P@1 (grade 2)", "P@1 (grade >= 1)", "nDCG@5",
+                                   "top-5 in query language")))
+    bands = results["service"]["bands"]
+    click.echo("bands (top 5): " + ", ".join(f"{b} {c['count']} ({c['share_grade2']} graded 2)" for b, c in bands.items()))
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        out = report_dir / "matches.json"
+        out.write_text(json.dumps({"gold": str(gold_path), "index": index.version, "results": results},
+                                  ensure_ascii=False, indent=2), encoding="utf-8")
+        click.echo(f"wrote {out}")
 
 
 def _run_evaluation(obj: Context, gold_file: Path, model_path: Path | None, taxonomy_dir: Path | None,
