@@ -118,8 +118,9 @@ class RankingWeights:
     language: float = 0.10
     hours: float = 0.03
     declined: float = 0.15
-    strong: float = 0.535  # band thresholds on the final score (calibrate_bands on match_dev)
-    possible: float = 0.362
+    fit_without_skills: float = 0.4  # share of a positive needs fit kept when the two sides share no skill
+    strong: float = 0.528  # band thresholds on the final score (calibrate_bands on match_dev)
+    possible: float = 0.353
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,12 +246,19 @@ class Matcher:
         language, language_note = _language_fit(request_needs, request_langs, volunteer_langs)
         hours, hours_note = _hours_fit(request_needs, volunteer_needs)
         conflict = min(1.0, len(declined) / max(1, len(request_side_needs))) if declined else 0.0
+        # A good fit of place, language or hours is worth less when no skill is shared: it should order
+        # the people who can do the work, not lift those who cannot. Bad fits count in full.
+        lift = 1.0 if overlap > 0 else w.fit_without_skills
+
+        def fit(weight: float, value: float) -> float:
+            return round(weight * value * (lift if value > 0 else 1.0), 4)
+
         parts = {
             "similarity": round((1.0 - w.skills) * similarity, 4),
             "skills": round(w.skills * overlap, 4),
-            "location": round(w.location * location, 4),
-            "language": round(w.language * language, 4),
-            "hours": round(w.hours * hours, 4),
+            "location": fit(w.location, location),
+            "language": fit(w.language, language),
+            "hours": fit(w.hours, hours),
             "declined": round(-w.declined * conflict, 4),
         }
         total = sum(parts.values())
