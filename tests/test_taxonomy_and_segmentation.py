@@ -100,3 +100,19 @@ def test_corpus_covers_every_category(services, taxonomy):
     for kind in ("volunteer", "request"):
         kind_covered = {t["category"] for e in index.documents.values() if e.document.kind == kind for t in e.tags}
         assert kind_covered == set(taxonomy.categories), kind
+
+
+def test_long_runs_without_spaces_take_the_linear_path(services):
+    """spaCy's tokenizer is quadratic on long unspaced runs (20,000 × "$" took 64 s): they are split by a regex."""
+    segmenter = services.segmenter
+    tokens = segmenter.segment("$" * 20_000)
+    assert [(t.start, t.end) for t in tokens] == [(0, 20_000)]
+    mixed = segmenter.segment("Python " + "ab$" * 100 + " Excel")
+    assert mixed[0].text == "Python" and mixed[-1].text == "Excel"
+    assert all(mixed_text == t.text for t in mixed for mixed_text in [("Python " + "ab$" * 100 + " Excel")[t.start:t.end]])
+
+
+def test_hostile_texts_get_answers(client):
+    for text in ["$" * 20_000, "a" * 20_000, "中" * 20_000, ("ab$" * 7000)[:20_000]]:
+        response = client.post("/v1/extract", json={"text": text})
+        assert response.status_code == 200

@@ -137,14 +137,37 @@ class BilingualSegmenter:
                         Token(tok.text, begin, begin + len(tok.text), "zh", tok.text.lower(), tok.is_punct)
                     )
             else:
-                doc = self._en.make_doc(chunk)
-                for tok in doc:
-                    if tok.is_space:
-                        continue
-                    begin = start + tok.idx
-                    lower = tok.text.lower()
-                    lemma = self._lemma_table.get(lower, lower)
-                    tokens.append(Token(tok.text, begin, begin + len(tok.text), "en", lemma, tok.is_punct))
+                tokens.extend(self._segment_latin(chunk, start))
+        return tokens
+
+    def _segment_latin(self, chunk: str, offset: int) -> list[Token]:
+        """spaCy for ordinary text; runs without spaces longer than ``_LONG_RUN`` get a linear regex split,
+        because spaCy's tokenizer is quadratic on them (20,000 × "$" took 64 s)."""
+        tokens: list[Token] = []
+        position = 0
+        for long_run in _LONG_RUN.finditer(chunk):
+            tokens.extend(self._spacy_latin(chunk[position : long_run.start()], offset + position))
+            for piece in _SIMPLE_TOKEN.finditer(long_run.group(0)):
+                begin = offset + long_run.start() + piece.start()
+                text = piece.group(0)
+                lower = text.lower()
+                punct = not any(ch.isalnum() for ch in text)
+                tokens.append(Token(text, begin, begin + len(text), "en", self._lemma_table.get(lower, lower), punct))
+            position = long_run.end()
+        tokens.extend(self._spacy_latin(chunk[position:], offset + position))
+        return tokens
+
+    def _spacy_latin(self, chunk: str, offset: int) -> list[Token]:
+        tokens: list[Token] = []
+        if not chunk.strip():
+            return tokens
+        for tok in self._en.make_doc(chunk):
+            if tok.is_space:
+                continue
+            begin = offset + tok.idx
+            lower = tok.text.lower()
+            lemma = self._lemma_table.get(lower, lower)
+            tokens.append(Token(tok.text, begin, begin + len(tok.text), "en", lemma, tok.is_punct))
         return tokens
 
     def sentences(self, text: str) -> list[tuple[int, int]]:
@@ -157,6 +180,8 @@ class BilingualSegmenter:
         return spans
 
 
+_LONG_RUN = re.compile(r"\S{65,}")
+_SIMPLE_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9+#.'\-]*|\d+|([^\sA-Za-z0-9])\1*")
 _CLAUSE_BREAK = re.compile(r"[。！？；，;!?\n\r•]|\.(?=\s)|\.$")
 
 
