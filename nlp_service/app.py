@@ -10,6 +10,7 @@ from nlp_service.services import Services
 from nlp_service.settings import Settings, load_settings
 from nlp_service.web.api import bp as api_bp
 from nlp_service.web.errors import register_error_handlers
+from nlp_service.web.writes import bp as writes_bp
 
 logger = logging.getLogger(__name__)
 
@@ -22,5 +23,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["nlp_service"] = services or Services(settings)
     app.register_blueprint(api_bp)
+    app.register_blueprint(writes_bp)
     register_error_handlers(app)
     return app

@@ -134,20 +134,24 @@ def taxonomy_validate(obj: Context, directory: Path | None, esco_file: Path | No
 
 @main.command()
 @click.option("--corpus", "corpus_dir", type=click.Path(path_type=Path), default=None,
-              help="Folder of *.jsonl documents [default: corpus/documents].")
+              help="Folder of *.jsonl documents to import first [default: corpus/documents].")
 @click.option("--index-dir", type=click.Path(path_type=Path), default=None,
               help="Index folder [default: var/index].")
-@click.option("--if-missing", is_flag=True, help="Do nothing when an index is already published.")
+@click.option("--if-missing", is_flag=True, help="Do nothing when a current index is already published.")
+@click.option("--from-store", is_flag=True,
+              help="Import no corpus: publish what the document store holds (documents written over the API).")
 @click.pass_obj
-def rebuild(obj: Context, corpus_dir: Path | None, index_dir: Path | None, if_missing: bool) -> None:
-    """Tag and embed the corpus, write a new index version and publish it atomically.
+def rebuild(obj: Context, corpus_dir: Path | None, index_dir: Path | None, if_missing: bool, from_store: bool) -> None:
+    """Import the corpus into the document store, analyse only new or changed texts, publish a new index
+    version atomically (one rebuild at a time; the previous version is kept for rollback).
 
-    The running service picks the new version up on its next request; a failed or killed
-    rebuild leaves the published index untouched.
+    The running service picks the new version up on its next request; a failed or killed rebuild leaves
+    the published index untouched. Unchanged documents are never re-tagged or re-embedded.
 
     \b
-    Example:
+    Examples:
       nlp-service rebuild --corpus corpus/documents --index-dir var/index
+      nlp-service rebuild --from-store
     """
     from tqdm import tqdm
 
@@ -160,13 +164,17 @@ def rebuild(obj: Context, corpus_dir: Path | None, index_dir: Path | None, if_mi
         click.echo(f"index already published in {settings.index_dir}: {store.current_version()}")
         return
     try:
-        documents = load_corpus(settings.corpus_dir)
+        documents = [] if from_store else load_corpus(settings.corpus_dir)
         services = obj.services(index_dir=index_dir, corpus_dir=corpus_dir)
-        with tqdm(total=len(documents), unit="doc", desc="tag+embed", file=sys.stderr) as bar:
-            version = services.builder().build(documents, progress=bar.update)
+        with tqdm(unit="doc", desc="analyse new/changed", file=sys.stderr) as analysed, \
+                tqdm(unit="doc", desc="write vectors", file=sys.stderr) as written:
+            version = services.builder().build(documents, progress=written.update, analysis_progress=analysed.update)
+        total = services.store.verified_manifest(version)[2]["documents"]["total"]
     except NlpServiceError as exc:
         raise _fail(exc) from exc
-    click.echo(f"published index {version} with {len(documents)} documents in {settings.index_dir}")
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"published index {version} with {total} documents in {settings.index_dir}")
 
 
 def _index_is_current(store) -> bool:
@@ -175,7 +183,7 @@ def _index_is_current(store) -> bool:
         manifest = json.loads((store.version_path(store.current_version()) / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return True  # a broken index is reported by the service, not silently replaced
-    return {"roles", "needs"} <= set(manifest.get("format_features", []))
+    return {"roles", "needs", "live"} <= set(manifest.get("format_features", []))
 
 
 @main.command()
@@ -207,7 +215,7 @@ def versions(obj: Context, index_dir: Path | None, to_publish: str | None) -> No
         raise click.ClickException(f"no index versions in {store.root}; run 'nlp-service rebuild'")
     for version in store.list_versions():
         try:
-            manifest = store.load(version).manifest
+            manifest = store.verified_manifest(version)[2]
             detail = (f"{manifest['documents']['total']} documents, model {manifest['model']['name']}, "
                       f"taxonomy {manifest['taxonomy']['version']}, built {manifest.get('created_at')}")
         except IndexCorruptedError as exc:

@@ -63,3 +63,15 @@ class GoldDataError(NlpServiceError):
     """An evaluation gold file is malformed."""
 
     code = "gold_invalid"
+
+
+class AuthenticationError(NlpServiceError):
+    """A write came without a bearer token."""
+
+    code = "unauthorized"
+
+
+class PermissionDeniedError(NlpServiceError):
+    """A write came with a token that is not accepted (or writes are not enabled)."""
+
+    code = "forbidden"

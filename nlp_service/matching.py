@@ -99,6 +99,25 @@ class MatchFilters:
     def active(self) -> bool:
         return self.remote is not None or bool(self.languages) or bool(self.location)
 
+    def vector_filter(self, exclude: str | None = None):
+        """The same constraints for the vector backend, or None when they cannot all be pushed down
+        (a location the gazetteer does not know is matched as text, after the search)."""
+        from nlp_service.index.backends import VectorFilter
+
+        if self.location and self.location_id is None:
+            return None
+        modes: tuple[str, ...] = ()
+        if self.remote is not None:
+            modes = ("remote", "hybrid") if self.remote else ("on_site", "hybrid")
+        return VectorFilter(languages=self.languages, locations=(self.location_id,) if self.location_id else (),
+                            modes=modes, exclude_ids=(exclude,) if exclude else ())
+
+
+def _exclude_only(exclude: str | None):
+    from nlp_service.index.backends import VectorFilter
+
+    return VectorFilter(exclude_ids=(exclude,)) if exclude else None
+
 
 def document_languages(entry: IndexedDocument) -> frozenset[str]:
     """Languages a document states, or else the language it is written in (mixed: both)."""
@@ -209,13 +228,18 @@ class Matcher:
             raise InvalidInputError(f"'top_k' must be between 1 and {MAX_TOP_K}")
         target = other_kind(kind)
         pool = max(top_k, self.candidate_pool)
-        if filters is not None and filters.active:
-            pool = len(index.vectors[target])  # filter the whole kind, so a narrow filter still finds its matches
-        hits = index.vectors[target].search(vector, pool)[0]
+        pushed = filters.vector_filter(exclude) if filters is not None else None
+        if getattr(index, "pushes_filters", False) and (pushed is not None or filters is None or not filters.active):
+            # the backend applies the filter inside the search: only matching documents are scored
+            hits = index.vectors[target].search(vector, pool, pushed or _exclude_only(exclude))[0]
+        else:
+            if filters is not None and filters.active:
+                pool = len(index.vectors[target])  # scan the whole kind so a narrow filter still finds matches
+            hits = index.vectors[target].search(vector, pool + 1)[0]
         ranked: list[Match] = []
         for hit in hits:
-            entry = index.documents[hit.id]
-            if hit.id == exclude or (filters is not None and not filters.accepts(entry)):
+            entry = index.documents.get(hit.id)
+            if entry is None or hit.id == exclude or (filters is not None and not filters.accepts(entry)):
                 continue
             ranked.append(self.score(tagged, kind, entry, hit.score))
         ranked.sort(key=lambda m: (-m.score, m.id))

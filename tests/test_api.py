@@ -133,7 +133,7 @@ def test_text_over_the_character_limit_is_413(client, endpoint, services):
     assert response.status_code == 413
 
 
-@pytest.mark.parametrize("method,path", [("get", "/v1/nothing"), ("get", "/"), ("post", "/v1/unknown")])
+@pytest.mark.parametrize("method,path", [("get", "/v1/nothing"), ("get", "/v1"), ("post", "/v1/unknown")])
 def test_unknown_routes_are_json_404(client, method, path):
     response = getattr(client, method)(path)
     assert response.status_code == 404
@@ -177,8 +177,8 @@ def test_corrupted_index_is_503_not_500(services, tmp_path):
     settings = services.settings.with_overrides(index_dir=tmp_path / "idx")
     svc = Services(settings, embedder=services.embedder, taxonomy=services.taxonomy)
     version = svc.builder().build(load_corpus(settings.corpus_dir)[:10])
-    target = svc.store.version_path(version) / "documents.jsonl"
-    target.write_text(target.read_text(encoding="utf-8").replace("a", "b", 1), encoding="utf-8")
+    target = svc.store.version_path(version) / "vectors" / "volunteer.ids.json"
+    target.write_text(target.read_text(encoding="utf-8").replace("vol", "vok", 1), encoding="utf-8")
     client = create_app(services=Services(settings, embedder=services.embedder, taxonomy=services.taxonomy)).test_client()
     response = client.post("/v1/match", json={"text": "需要会计", "kind": "request"})
     assert response.status_code == 503

@@ -124,7 +124,9 @@ def test_versions_lists_and_rolls_back(runner, monkeypatch, settings, services, 
     assert f"* {second}" in listed.output and f"  {first}" in listed.output
     rolled = runner.invoke(main, ["versions", "--index-dir", str(tmp_path / "idx"), "--publish", first])
     assert rolled.exit_code == 0, rolled.output
-    assert client.get("/v1/health").get_json()["index"]["documents"] == 20
+    # the older snapshot serves again; documents written since it stay (the store is the source of truth)
+    health = client.get("/v1/health").get_json()["index"]
+    assert health["version"] == first and health["documents"] == 30
     missing = runner.invoke(main, ["versions", "--index-dir", str(tmp_path / "idx"), "--publish", "nope"])
     assert missing.exit_code == 1 and "no index version 'nope'" in missing.output
 

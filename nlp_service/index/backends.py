@@ -747,8 +747,9 @@ class FaissBackend:
         logger.info("saved vector backend to %s", target)
 
     @classmethod
-    def load(cls, directory: Path, mmap: bool = True) -> "FaissBackend":
-        """Load a directory written by :meth:`save`, verifying every checksum first."""
+    def load(cls, directory: Path, mmap: bool = True, verify: bool = True) -> "FaissBackend":
+        """Load a directory written by :meth:`save`, verifying every checksum first (``verify=False``
+        when the caller verified the files once at publish, as ``IndexStore`` does)."""
         faiss = _faiss()
         directory = Path(directory)
         manifest = _read_manifest(directory)
@@ -763,7 +764,7 @@ class FaissBackend:
             path = directory / name
             if Path(name).name != name or not path.is_file():
                 raise IndexCorruptedError(f"{directory}: file {name!r} listed in the manifest is missing")
-            if _sha256(path) != expected:
+            if verify and _sha256(path) != expected:
                 raise IndexCorruptedError(f"{directory}: checksum mismatch for {name}; the file is corrupted")
         try:
             backend = cls(dimension, kinds=tuple(kinds_info), **tuning.to_dict())

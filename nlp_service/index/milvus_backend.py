@@ -25,11 +25,19 @@ Milvus Lite note (``milvus-lite`` 3.x): it is a pure-Python re-implementation of
 Parquet segments, faiss indexes per segment) served over local gRPC from a thread of this process, not
 the C++ Milvus engine; one process per ``.db`` directory (it takes a file lock). Rows still in its
 memtable are searched exactly; sealed segments through their HNSW index.
+
+``milvus-lite`` 2.x (with pymilvus 2.5) runs the C++ Milvus engine as a subprocess (the ``milvus``
+executable in ``milvus_lite/lib``) over a Unix socket. Its local mode refuses HNSW, so collections get
+a FLAT index (exact search; ``ef`` is ignored); ids are percent-encoded for it (see
+``MilvusBackend.__init__``), and queries matching no row are answered through ``count(*)`` (see
+``MilvusBackend._query``). ``.db`` files of the two generations are not compatible.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -97,6 +105,22 @@ def _id_expression(ids: Sequence[str]) -> str:
     return f"id in {_string_list(ids)}"
 
 
+_PK_ESCAPES = {"%": "%25", "'": "%27"}
+_PK_UNESCAPE = re.compile("%25|%27")
+
+
+def _native_milvus_lite(uri: str) -> bool:
+    """Whether ``uri`` opens a local ``.db`` in milvus-lite 2.x, the C++ Milvus engine run as a subprocess."""
+    if "://" in uri or not uri.endswith(".db"):
+        return False
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return int(version("milvus-lite").split(".")[0]) < 3
+    except (PackageNotFoundError, ValueError):
+        return False
+
+
 def _chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -162,6 +186,12 @@ class MilvusBackend:
         self.filtered_ef_search = filtered_ef_search
         self._timeout = timeout
         self._error = MilvusException
+        # milvus-lite 2.x (see the module docstring) indexes FLAT only, and pastes VARCHAR primary
+        # keys between single quotes into SQLite statements without escaping on upsert and delete:
+        # a "'" in an id fails them ("internal error"), and a crafted id such as "x') OR ('1'='1"
+        # deletes every stored row. Its ids are stored with "%" and "'" percent-encoded (see _pk);
+        # other engines get the ids as they are.
+        self._native_lite = _native_milvus_lite(self.uri)
         try:
             self._client = MilvusClient(uri=self.uri, token=token, db_name=db_name, timeout=timeout)
         except MilvusException as exc:
@@ -170,6 +200,18 @@ class MilvusBackend:
             self._ensure_collection(kind)
 
     # ---- collections ---------------------------------------------------------------------------------
+
+    def _pk(self, doc_id: str) -> str:
+        if not self._native_lite:
+            return doc_id
+        return "".join(_PK_ESCAPES.get(ch, ch) for ch in doc_id)
+
+    def _doc_id(self, pk: Any) -> str:
+        pk = str(pk)
+        return _PK_UNESCAPE.sub(lambda m: "%" if m.group() == "%25" else "'", pk) if self._native_lite else pk
+
+    def _ids_expression(self, ids: Sequence[str]) -> str:
+        return _id_expression([self._pk(item) for item in ids])
 
     def collection_name(self, kind: str) -> str:
         return self.collection_prefix + check_kind(kind, self.kinds)
@@ -193,21 +235,23 @@ class MilvusBackend:
                         max_capacity=MAX_VALUES,
                         max_length=VALUE_MAX_LENGTH,
                     )
-                index_params = self._client.prepare_index_params()
-                index_params.add_index(
-                    field_name="vector",
-                    index_type="HNSW",
-                    metric_type="IP",
-                    params={"M": self.hnsw_m, "efConstruction": self.ef_construction},
-                )
                 # The index is created without waiting (sync=False): the collection is empty, and
                 # pymilvus's wait loop polls every 0.5 s through an RPC Milvus Lite lacks.
                 self._client.create_collection(name, schema=schema, consistency_level="Strong")
-                self._client.create_index(name, index_params, sync=False)
+                self._client.create_index(name, self._index_params(), sync=False)
                 logger.info("created Milvus collection %s (dimension %d)", name, self.dimension)
             self._client.load_collection(name)
         except self._error as exc:
             raise IndexNotFoundError(f"Milvus at {self.uri}: cannot prepare collection {name}: {exc}") from exc
+
+    def _index_params(self) -> Any:
+        index_params = self._client.prepare_index_params()
+        if self._native_lite:  # "invalid index type: HNSW, local mode only support FLAT IVF_FLAT AUTOINDEX"
+            index_params.add_index(field_name="vector", index_type="FLAT", metric_type="IP", params={})
+        else:
+            params = {"M": self.hnsw_m, "efConstruction": self.ef_construction}
+            index_params.add_index(field_name="vector", index_type="HNSW", metric_type="IP", params=params)
+        return index_params
 
     def _check_schema(self, name: str) -> None:
         from pymilvus import DataType
@@ -236,6 +280,23 @@ class MilvusBackend:
         except self._error as exc:
             raise IndexNotFoundError(f"Milvus at {self.uri}: {what} failed: {exc}") from exc
 
+    def _query(self, what: str, name: str, expression: str, output_fields: list[str]) -> list[Any]:
+        try:
+            return self._call(
+                what, "query", name, filter=expression, output_fields=output_fields, consistency_level="Strong"
+            )
+        except IndexNotFoundError as exc:
+            # milvus-lite 2.x answers a query that matches no row with every field, its ARRAY fields
+            # without an element type, on which pymilvus 2.5 fails: "Unsupported data type: 0".
+            if "Unsupported data type" not in str(exc):
+                raise
+            counted = self._call(
+                what, "query", name, filter=expression, output_fields=["count(*)"], consistency_level="Strong"
+            )
+            if counted and int(counted[0]["count(*)"]):
+                raise
+            return []
+
     # ---- VectorBackend -------------------------------------------------------------------------------
 
     def upsert(
@@ -248,8 +309,13 @@ class MilvusBackend:
         array = check_vectors(vectors, self.dimension, len(id_list))
         attrs = check_attributes(attributes, len(id_list))
         _check_limits(id_list, attrs)
+        for item in id_list:
+            if len(self._pk(item).encode("utf-8")) > ID_MAX_LENGTH:
+                raise InvalidInputError(
+                    f"id {item[:40]!r}... is longer than {ID_MAX_LENGTH} bytes with % and ' encoded"
+                )
         rows = [
-            {"id": item, "vector": array[row].tolist(), **attr.to_dict()}
+            {"id": self._pk(item), "vector": array[row].tolist(), **attr.to_dict()}
             for row, (item, attr) in enumerate(zip(id_list, attrs))
         ]
         for chunk in _chunks(rows):
@@ -258,15 +324,8 @@ class MilvusBackend:
     def _existing(self, name: str, ids: Sequence[str]) -> list[str]:
         found: list[str] = []
         for chunk in _chunks(ids):
-            rows = self._call(
-                f"query {name}",
-                "query",
-                name,
-                filter=_id_expression(chunk),
-                output_fields=["id"],
-                consistency_level="Strong",
-            )
-            found.extend(str(row["id"]) for row in rows)
+            rows = self._query(f"query {name}", name, self._ids_expression(chunk), ["id"])
+            found.extend(self._doc_id(row["id"]) for row in rows)
         return found
 
     def delete(self, kind: str, ids: Sequence[str]) -> int:
@@ -274,7 +333,7 @@ class MilvusBackend:
         id_list = list(dict.fromkeys(check_ids(ids, unique=False)))
         existing = self._existing(name, id_list)
         for chunk in _chunks(existing):
-            self._call(f"delete from {name}", "delete", name, filter=_id_expression(chunk))
+            self._call(f"delete from {name}", "delete", name, filter=self._ids_expression(chunk))
         return len(existing)
 
     def get(self, kind: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
@@ -282,16 +341,9 @@ class MilvusBackend:
         id_list = list(dict.fromkeys(check_ids(ids, unique=False)))
         out: dict[str, np.ndarray] = {}
         for chunk in _chunks(id_list):
-            rows = self._call(
-                f"get from {name}",
-                "query",
-                name,
-                filter=_id_expression(chunk),
-                output_fields=["id", "vector"],
-                consistency_level="Strong",
-            )
+            rows = self._query(f"get from {name}", name, self._ids_expression(chunk), ["id", "vector"])
             for row in rows:
-                out[str(row["id"])] = np.asarray(row["vector"], dtype=np.float32)
+                out[self._doc_id(row["id"])] = np.asarray(row["vector"], dtype=np.float32)
         return {item: out[item] for item in id_list if item in out}
 
     def search(self, vector: np.ndarray, kind: str, k: int, filters: VectorFilter | None = None) -> list[Hit]:
@@ -305,6 +357,8 @@ class MilvusBackend:
         if k > MAX_TOP_K:
             raise InvalidInputError(f"k must be at most {MAX_TOP_K} for Milvus, got {k}")
         ef = self.ef_search if filters is None or filters.is_empty else self.filtered_ef_search
+        if filters is not None and filters.exclude_ids and self._native_lite:
+            filters = dataclasses.replace(filters, exclude_ids=tuple(self._pk(i) for i in filters.exclude_ids))
         results = self._call(
             f"search {name}",
             "search",
@@ -317,7 +371,7 @@ class MilvusBackend:
             search_params={"metric_type": "IP", "params": {"ef": max(ef, k)}},
             consistency_level="Strong",
         )
-        hits = [Hit(str(hit["id"]), float(hit["distance"])) for hit in results[0]] if results else []
+        hits = [Hit(self._doc_id(hit["id"]), float(hit["distance"])) for hit in results[0]] if results else []
         hits.sort(key=lambda h: (-h.score, h.id))
         return hits[:k]
 

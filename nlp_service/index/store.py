@@ -38,6 +38,8 @@ from nlp_service.index.vector_index import FaissIndex
 logger = logging.getLogger(__name__)
 
 FORMAT = "nlp-service-index/1"
+FORMATS = ("nlp-service-index/1", "nlp-service-index/2")
+BIG_FILE = 16 * 1024 * 1024
 POINTER = "CURRENT"
 VERSIONS = "versions"
 MANIFEST = "manifest.json"
@@ -131,21 +133,25 @@ class IndexStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def write_version(self, write: Callable[[Path], dict[str, Any]]) -> str:
-        """Run ``write(staging_dir)`` (which returns the manifest body), checksum, rename, publish."""
-        with self.rebuild_lock():
+    def write_version(self, write: Callable[[Path], dict[str, Any]], *, locked: bool = False) -> str:
+        """Run ``write(staging_dir)`` (which returns the manifest body), checksum, rename, publish.
+
+        ``locked=True``: the caller already holds :meth:`rebuild_lock` for its whole rebuild.
+        """
+        with (contextlib.nullcontext() if locked else self.rebuild_lock()):
             self._remove_stale_staging()
             version = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
             staging = self.root / f".staging-{version}"
             staging.mkdir(parents=True)
             try:
                 manifest = write(staging)
-                files = {
-                    str(p.relative_to(staging)): sha256_file(p)
-                    for p in sorted(staging.rglob("*"))
-                    if p.is_file()
-                }
-                manifest = {"format": FORMAT, "version": version, **manifest, "files": files}
+                paths = [p for p in sorted(staging.rglob("*")) if p.is_file()]
+                files = {str(p.relative_to(staging)): sha256_file(p) for p in paths}
+                # Big files are verified here, once, and by size and mtime when a worker loads them.
+                stats = {str(p.relative_to(staging)): [p.stat().st_size, p.stat().st_mtime_ns]
+                         for p in paths if p.stat().st_size > BIG_FILE}
+                manifest = {"format": manifest.pop("format", FORMAT), "version": version, **manifest, "files": files,
+                            "file_stats": stats}
                 _write_json_atomic(staging / MANIFEST, manifest)
                 _fsync_tree(staging)
                 self.versions_dir.mkdir(parents=True, exist_ok=True)
@@ -164,7 +170,7 @@ class IndexStore:
         with self.rebuild_lock():
             if version not in self.list_versions():
                 raise IndexNotFoundError(f"no index version {version!r} in {self.versions_dir}")
-            self.load(version)
+            self.verified_manifest(version)
             self._publish(version)
             logger.info("published existing index version %s", version)
 
@@ -185,8 +191,9 @@ class IndexStore:
         for path in self.root.glob(".staging-*"):
             shutil.rmtree(path, ignore_errors=True)
 
-    def load(self, version: str | None = None) -> LoadedIndex:
-        """Load and verify a version (default: the published one)."""
+    def verified_manifest(self, version: str | None = None) -> tuple[str, Path, dict[str, Any]]:
+        """(version, path, manifest) of a version whose files check out: small files by sha256, files over
+        ``BIG_FILE`` bytes by the size and mtime recorded when their checksum was computed at publish."""
         version = version or self.current_version()
         if version is None:
             raise IndexNotFoundError(f"no index is published in {self.root}; run 'nlp-service rebuild'")
@@ -196,16 +203,36 @@ class IndexStore:
             raise IndexCorruptedError(f"index version {version} has no manifest at {manifest_path}")
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise IndexCorruptedError(f"index version {version}: manifest is not valid JSON") from exc
-        if manifest.get("format") != FORMAT:
-            raise IndexCorruptedError(f"index version {version}: unknown format {manifest.get('format')!r}")
-        for name, expected in manifest.get("files", {}).items():
+        except OSError as exc:
+            raise IndexCorruptedError(f"index version {version}: manifest cannot be read: {exc}") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") not in FORMATS:
+            found = manifest.get("format") if isinstance(manifest, dict) else None
+            raise IndexCorruptedError(f"index version {version}: unknown format {found!r}")
+        stats = manifest.get("file_stats", {}) if isinstance(manifest.get("file_stats"), dict) else {}
+        files = manifest.get("files", {})
+        if not isinstance(files, dict):
+            raise IndexCorruptedError(f"index version {version}: manifest 'files' is not an object")
+        for name, expected in files.items():
             file_path = path / name
             if not file_path.is_file():
                 raise IndexCorruptedError(f"index version {version}: file {name} is missing")
+            recorded = stats.get(name)
+            if recorded is not None:
+                st = file_path.stat()
+                if [st.st_size, st.st_mtime_ns] != list(recorded):
+                    raise IndexCorruptedError(f"index version {version}: {name} changed after publish")
+                continue
             if sha256_file(file_path) != expected:
                 raise IndexCorruptedError(f"index version {version}: checksum mismatch for {name}")
+        return version, path, manifest
+
+    def load(self, version: str | None = None) -> LoadedIndex:
+        """Load and verify a format-1 version (default: the published one)."""
+        version, path, manifest = self.verified_manifest(version)
+        if manifest.get("format") != FORMAT:
+            raise IndexCorruptedError(f"index version {version} is {manifest.get('format')}: open it with Services")
         vectors = {kind: FaissIndex.load(path / kind) for kind in KINDS}
         documents: dict[str, IndexedDocument] = {}
         for line in (path / DOCUMENTS).read_text(encoding="utf-8").splitlines():

@@ -78,12 +78,12 @@ class FeedbackEntry:
     @classmethod
     def build(cls, *, query_text: Any = None, query_id: Any = None, kind: Any = None, match_id: Any = None,
               rank: Any = None, band: Any = None, outcome: Any = None, reason: Any = None,
-              index_version: Any = None) -> "FeedbackEntry":
+              index_version: Any = None, max_query_chars: int = 20_000) -> "FeedbackEntry":
         """Check every field (values may come straight from JSON) and hash the query text."""
         if (query_text is None) == (query_id is None):
             raise InvalidInputError("give exactly one of 'query_text' (the text that was matched) or 'query_id' "
                                     "(the id of the indexed document that was matched)")
-        digest = query_hash(_text("query_text", query_text, 20_000)) if query_text is not None else None
+        digest = query_hash(_text("query_text", query_text, max_query_chars)) if query_text is not None else None
         return cls(
             kind=_choice("kind", kind, KINDS),
             match_id=_text("match_id", match_id, MAX_ID_CHARS).strip(),
@@ -206,13 +206,13 @@ class FeedbackStore:
         logger.info("created feedback database %s (schema version %s)", self.path, SCHEMA_VERSION)
 
 
-def entry_from_mapping(body: Mapping[str, Any]) -> FeedbackEntry:
+def entry_from_mapping(body: Mapping[str, Any], *, max_query_chars: int = 20_000) -> FeedbackEntry:
     """A JSON object's fields -> :class:`FeedbackEntry`; unknown fields are rejected (they are usually typos)."""
     unknown = [k for k in body if k not in FIELDS]
     if unknown:
         names = ", ".join(repr(k.encode("utf-8", "replace").decode("utf-8")) for k in sorted(unknown)[:5])
         raise InvalidInputError(f"unknown field(s): {names}; use {', '.join(FIELDS)}")
-    return FeedbackEntry.build(**{k: body[k] for k in FIELDS if k in body})
+    return FeedbackEntry.build(**{k: body[k] for k in FIELDS if k in body}, max_query_chars=max_query_chars)
 
 
 def _text(name: str, value: Any, max_chars: int) -> str:

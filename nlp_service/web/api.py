@@ -83,13 +83,15 @@ def document_matches(document_id: str):
 def health():
     index = services().current_index()
     manifest = index.manifest
+    by_kind = {k: len(index.vectors[k]) for k in KINDS}  # live: includes writes since the snapshot
     return jsonify(
         {
             "status": "ok",
             "index": {
                 "version": index.version,
-                "documents": manifest.get("documents", {}).get("total", index.document_count),
-                "by_kind": {k: manifest.get("documents", {}).get(k) for k in KINDS},
+                "documents": sum(by_kind.values()),
+                "by_kind": by_kind,
+                "store_seq": getattr(index, "seq", None),
                 "model": manifest.get("model", {}).get("name"),
                 "taxonomy_version": manifest.get("taxonomy", {}).get("version"),
             },
