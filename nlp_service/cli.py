@@ -536,9 +536,11 @@ def benchmark(obj: Context, data_dir: Path, out_dir: Path, only: tuple[str, ...]
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="Request threads per worker (slow clients hold a thread, not a worker).")
 @click.option("--index-dir", type=click.Path(path_type=Path), default=None, help="Index folder [default: var/index].")
-def serve(host: str, port: int, workers: int, index_dir: Path | None) -> None:
-    """Serve the HTTP API with gunicorn: one thread per worker, models loaded in each worker.
+def serve(host: str, port: int, workers: int, threads: int, index_dir: Path | None) -> None:
+    """Serve the HTTP API with gunicorn: threaded workers, models and the index loaded in each worker.
 
     \b
     Example:
@@ -549,9 +551,12 @@ def serve(host: str, port: int, workers: int, index_dir: Path | None) -> None:
         env[name] = "1"
     if index_dir is not None:
         env["NLP_SERVICE_INDEX_DIR"] = str(index_dir)
-    args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", "1",
-            "--bind", f"{host}:{port}", "--timeout", "120", "--access-logfile", "-",
-            "nlp_service.wsgi:served_app()"]
+    # gthread workers: a slow or stalled client holds one of a worker's threads (for at most the body
+    # timeout, see nlp_service.wsgi.BodyTimeout), never the whole worker. Each request still computes with
+    # one OpenMP thread. Workers load the index before they accept (no --preload: torch and fork).
+    args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "gthread",
+            "--threads", str(threads), "--bind", f"{host}:{port}", "--timeout", "60", "--graceful-timeout", "20",
+            "--keep-alive", "5", "--access-logfile", "-", "nlp_service.wsgi:served_app()"]
     click.echo(f"serving on http://{host}:{port} with {workers} worker(s)", err=True)
     os.execve(sys.executable, args, env)
 

@@ -75,3 +75,9 @@ class PermissionDeniedError(NlpServiceError):
     """A write came with a token that is not accepted (or writes are not enabled)."""
 
     code = "forbidden"
+
+
+class RequestTimeoutError(InvalidInputError):
+    """The client announced a body and did not send it in time."""
+
+    code = "request_timeout"

@@ -38,6 +38,7 @@ def server(services, tmp_path_factory):
     settings = services.settings
     for name in ("taxonomy_dir", "corpus_dir", "index_dir", "model_path", "cache_dir"):
         env[f"NLP_SERVICE_{name.upper()}"] = str(getattr(settings, name))
+    env["NLP_SERVICE_BODY_TIMEOUT"] = "2"
     cli = Path(sys.executable).with_name("nlp-service")
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     log = open(log_path, "wb")  # a file, not a pipe: a full pipe would block the logging server
@@ -115,3 +116,36 @@ def test_reads_never_fail_while_rebuilds_publish(server, services):
             future.result(timeout=60)
     assert statuses and set(statuses) == {200}, f"{len(statuses)} reads, statuses {set(statuses)}"
     assert len(versions) >= 2, "readers should have seen more than one published version"
+
+
+def test_stalled_bodies_do_not_block_the_server(server):
+    """Two clients announce a body and never send it: other requests are still served, and the stalled ones
+    get a 408 after the body timeout instead of holding a worker for minutes."""
+    host, port = server.removeprefix("http://").split(":")
+    stalled = []
+    for _ in range(2):
+        sock = socket.create_connection((host, int(port)), timeout=30)
+        sock.sendall(b"POST /v1/match HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"text\": ")
+        stalled.append(sock)
+    try:
+        started = time.monotonic()
+        status, body = _call(server + "/v1/match", {"text": "需要会做账的志愿者", "kind": "request", "top_k": 1})
+        assert status == 200 and time.monotonic() - started < 10
+        for sock in stalled:
+            reply = sock.recv(200)
+            assert reply.startswith(b"HTTP/1.1 408"), reply
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_acknowledged_writes_survive_kill_9():
+    """A short run of bench/kill_writes.py (the benchmark does 50 rounds): 0 acknowledged writes lost."""
+    script = Path(__file__).resolve().parents[1] / "bench" / "kill_writes.py"
+    done = subprocess.run([sys.executable, str(script), "--rounds", "3", "--quick"], capture_output=True, text=True,
+                          timeout=600)
+    report = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
+    assert report["acknowledged"] > 0, report
+    assert report["lost"] == 0 and report["integrity_problems"] == [], report
+    assert done.returncode == 0

@@ -12,6 +12,7 @@ from nlp_service import errors
 logger = logging.getLogger(__name__)
 
 STATUS = {
+    errors.RequestTimeoutError: 408,
     errors.InputTooLargeError: 413,
     errors.InvalidInputError: 400,
     errors.DocumentNotFoundError: 404,

@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 from flask import Request
+from werkzeug.exceptions import ClientDisconnected
 
-from nlp_service.errors import InputTooLargeError, InvalidInputError
+from nlp_service.errors import InputTooLargeError, InvalidInputError, RequestTimeoutError
 from nlp_service.extract.needs import Gazetteer
 from nlp_service.matching import MatchFilters
 
@@ -15,7 +16,13 @@ from nlp_service.matching import MatchFilters
 def json_object(request: Request, max_bytes: int) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > max_bytes:
         raise InputTooLargeError(f"request body is larger than {max_bytes} bytes")
-    raw = request.get_data(cache=False)
+    try:
+        raw = request.get_data(cache=False)
+    except (OSError, ClientDisconnected) as exc:  # the socket timeout set per request by the WSGI entry point (slow or stalled bodies)
+        raise RequestTimeoutError("the request body did not arrive in time") from exc
+    if request.content_length is not None and len(raw) < request.content_length:
+        # the server's reader gave up on a body that stopped arriving (socket timeout)
+        raise RequestTimeoutError(f"the request body stopped after {len(raw)} of {request.content_length} bytes")
     if len(raw) > max_bytes:
         raise InputTooLargeError(f"request body is larger than {max_bytes} bytes")
     if not raw.strip():
