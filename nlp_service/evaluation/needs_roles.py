@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from typing import Any, Sequence
 
@@ -64,13 +65,14 @@ def _scalar(raw: Any, field: str) -> Any:
     if raw is None:
         return None
     if field == "location":
-        return (raw.get("name_en") or "").casefold() or None
+        return (raw.get("name_en") or "").replace("’", "'").casefold() or None
     if field == "mode":
         return raw.get("value")
     if field in ("hours_per_week", "total_hours"):
         return round(float(raw["value"]), 2)
-    if field == "duration":
-        return round(float(raw["value"]) * _DAYS.get(raw.get("unit"), 0), 1)
+    if field == "duration":  # in days, to the nearest 5% ("半年" = 6 months = 0.5 year)
+        days = float(raw["value"]) * _DAYS.get(raw.get("unit"), 0)
+        return round(math.log(days) / math.log(1.05)) if days > 0 else 0
     if field == "deadline":
         return raw.get("date")
     raise KeyError(field)

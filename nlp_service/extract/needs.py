@@ -130,11 +130,20 @@ _AMBIGUOUS_EN = {
     "Reading", "Bath", "Mobile", "Split", "Nice", "Orange", "Independence", "Hope", "Victoria", "Florence",
     "Marina", "Of", "Mission", "Unity", "Surprise", "Deal", "Worth", "March", "May", "August", "Sale", "Most",
     "Best", "Bend", "Gary", "Eugene", "Tyler", "Jackson", "Troy", "Aurora", "Lincoln", "Douglas", "Concord",
-    "Enterprise", "Commerce", "Industry", "Plano", "Normal", "Cambridge", "Chester", "Paradise", "Carmel",
+    "Enterprise", "Commerce", "Industry", "Plano", "Normal", "Chester", "Paradise", "Carmel",
     "Sandy", "Dover", "Kent", "Wells", "Hyde", "Lowell", "Salem", "Columbia", "Georgia", "Jordan", "Chad",
-    "Niger", "Rochester", "Cork", "Bristol", "Date", "Pune", "Male", "Bar", "Ise", "Hit", "Mary", "Ur",
+    "Niger", "Date", "Male", "Bar", "Ise", "Hit", "Mary", "Ur", "Pop", "Police", "Marketing",
     "Ho", "Hue", "Bo", "Po", "Van", "Goes", "Tampa", "Zug", "Sparks", "Temple", "Winter", "Spring", "Parma",
 }
+
+
+# Chinese city names in GeoNames that are everyday words in running text (来宾 guests, 中心 centre, 三条 three).
+_AMBIGUOUS_ZH = {"来宾", "中心", "三条", "天府", "和平", "东方", "开平", "长安", "新安", "白山", "通化", "东区", "西区",
+                 "南区", "北区", "中区", "新城", "大同", "永康", "阳光", "新华", "胜利", "光明", "团结", "红旗"}
+# Written forms GeoNames lacks: abbreviations people use for a city.
+_ALIASES_EN = {"hk": "Hong Kong", "nyc": "New York City", "kl": "Kuala Lumpur", "bangalore": "Bengaluru"}
+# A district of a city-state is the city-state, for matching: Kowloon, Jurong, Sai Kung -> Hong Kong, Singapore.
+_CITY_STATES = {"HK": "Hong Kong", "SG": "Singapore", "MO": "Macau"}
 
 
 class Gazetteer:
@@ -147,6 +156,7 @@ class Gazetteer:
         self._en = dict(en_names)  # casefolded English name -> place id
         self._aliases = dict(aliases or {})
         self._zh_lengths = sorted({len(n) for n in self._zh}, reverse=True)
+        self._parents: dict[str, str] = {}
         self._en_max_words = max((n.count(" ") + 1 for n in self._en), default=1)
 
     @classmethod
@@ -184,18 +194,32 @@ class Gazetteer:
                 if freq and freq.get(zh_name, 0) == 0:
                     zh_name = min(han, key=len)
             places.append({"id": pid, "name_en": city["name"], "name_zh": zh_name, "country": city["countrycode"]})
+            population = int(city.get("population") or 0)
             for name in han:
                 base = name[:-1] if name.endswith("市") and len(name) > 2 else name
-                for candidate in {name, base}:
-                    if len(candidate) < 2:
+                for candidate in {name, base, _simplified(name), _simplified(base)}:
+                    if len(candidate) < 2 or candidate in _AMBIGUOUS_ZH:
                         continue
-                    if word_tags is not None and candidate in word_tags and not word_tags[candidate].startswith("ns") \
-                            and not candidate.endswith("市"):
+                    tag = word_tags.get(candidate) if word_tags is not None else None
+                    # jieba tags most cities "ns"; an everyday word (another tag) is kept only for a big city
+                    if tag is not None and not tag.startswith("ns") and not candidate.endswith("市") \
+                            and (population < 1_000_000 or tag[:1] in "mvadpcufr"):
                         continue
                     zh_names.setdefault(candidate, pid)  # most populous city first
             en = city["name"]
-            if en not in _AMBIGUOUS_EN and len(en) > 2:
+            if en not in _AMBIGUOUS_EN and len(en) > 3:
                 en_names.setdefault(en.casefold(), pid)
+                en_names.setdefault(en.replace("’", "'").casefold(), pid)
+        by_name = {(p["name_en"], p["country"]): p["id"] for p in reversed(places)}
+        for alias, name in _ALIASES_EN.items():
+            pid = en_names.get(name.casefold())
+            if pid is not None:
+                en_names.setdefault(alias, pid)
+        states = {code: by_name.get((name, code)) for code, name in _CITY_STATES.items()}
+        for place in places:  # districts of a city-state resolve to it
+            capital = states.get(place["country"])
+            if capital is not None:
+                place["parent"] = capital
         compact = {"places": places, "zh": zh_names, "en": en_names}
         if cache_file is not None:
             try:
@@ -210,7 +234,10 @@ class Gazetteer:
     @classmethod
     def _from_compact(cls, raw: Mapping[str, Any]) -> "Gazetteer":
         places = [Place(p["id"], p["name_en"], p["name_zh"], p["country"]) for p in raw["places"]]
-        return cls(places, raw["zh"], raw["en"])
+        parents = {p["id"]: p["parent"] for p in raw["places"] if p.get("parent")}
+        gazetteer = cls(places, raw["zh"], raw["en"])
+        gazetteer._parents = parents
+        return gazetteer
 
     def lookup(self, name: str) -> Place | None:
         """A place for a name in either language ("Shanghai", "上海", "上海市", "深圳 Shenzhen")."""
@@ -221,7 +248,8 @@ class Gazetteer:
         if pid is None:
             found = self.find(name)
             return found[0] if found else None
-        return self.places.get(pid)
+        place = self.places.get(pid)
+        return self._resolved(place) if place is not None else None
 
     def find(self, text: str, boundaries: set[int] | None = None) -> tuple[Place, Evidence] | None:
         """The first place named in ``text``. ``boundaries``: token boundaries a Chinese name must respect."""
@@ -249,7 +277,7 @@ class Gazetteer:
                 break
             if best is not None:
                 break
-        for match in re.finditer(r"(?<![A-Za-z])[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,2}", text):
+        for match in re.finditer(r"(?<![A-Za-z])(?:[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,2}|HK|NYC|KL)(?![A-Za-z])", text):
             words = match.group(0)
             # try the longest prefix of capitalised words that is a city ("Hong Kong", "New York")
             parts = re.split(r"(?<=[a-z])(?=[ -])", words)
@@ -263,7 +291,22 @@ class Gazetteer:
                     break
             if best is not None and best[0] <= match.start():
                 break
-        return (best[1], best[2]) if best else None
+        if not best:
+            return None
+        return (self._resolved(best[1]), best[2])
+
+    def _resolved(self, place: Place) -> Place:
+        parent = self._parents.get(place.id)
+        return self.places.get(parent, place) if parent else place
+
+
+def _simplified(name: str) -> str:
+    try:
+        import jionlp
+
+        return jionlp.tra2sim(name, mode="char")
+    except Exception:  # the converter is an optional nicety
+        return name
 
 
 def _is_han_name(name: str) -> bool:
@@ -278,8 +321,10 @@ _ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三":
 _EN_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
                "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
                "thirty": 30, "forty": 40, "fifty": 50, "couple": 2, "a couple of": 2, "half": 0.5}
-_NUM = r"(?:\d+(?:\.\d+)?|[零〇一二两俩三四五六七八九十百半]+)"
-_EN_NUM = r"(?:\d+(?:\.\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|a|an)"
+# A number never starts inside a run of digits (or of Chinese numerals): without the look-behinds an
+# unanchored search retries at every position of a long run, O(n^2) ("0" * 20000 took 55 s).
+_NUM = r"(?:(?<!\d)\d+(?:\.\d+)?|(?<![零〇一二两俩三四五六七八九十百半])[零〇一二两俩三四五六七八九十百半]+)"
+_EN_NUM = r"(?:(?<!\d)\d+(?:\.\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|a|an)"
 
 
 def parse_number(raw: str) -> float | None:
@@ -294,6 +339,10 @@ def parse_number(raw: str) -> float | None:
         return float(_EN_NUMBERS[raw])
     if raw == "半":
         return 0.5
+    if len(raw) == 2 and raw[0] in _ZH_DIGITS and raw[1] in _ZH_DIGITS and raw[0] not in "零〇":
+        low, high = _ZH_DIGITS[raw[0]], _ZH_DIGITS[raw[1]]
+        if high == low + 1 or (raw[0] in "一" and raw[1] == "两"):  # 两三 / 五六 / 一两: "two or three"
+            return float(high)
     if raw.endswith("半"):
         head = parse_number(raw[:-1])
         return head + 0.5 if head is not None else None
@@ -316,15 +365,20 @@ def parse_number(raw: str) -> float | None:
 # Patterns
 # ----------------------------------------------------------------------------------------------------
 _REMOTE = re.compile(
-    r"远程|线上|网上|在线|云端|居家|在家|不用到场|无需到场|不需要到场|视频会议|腾讯会议|视频通话|微信视频|"
-    r"(?<![A-Za-z])(?:remote(?:ly)?|online|virtual(?:ly)?|from\s+home|over\s+zoom|via\s+zoom|on\s+zoom|"
-    r"video\s+calls?|over\s+video|wfh)(?![A-Za-z])",
+    r"远程|遠程|遠端|线上|線上|网上|在线|云端|居家|在家|不用到场|无需到场|不需要到场|视频会议|腾讯会议|视频通话|微信视频|"
+    r"(?<![A-Za-z])(?:remote(?:ly)?|online|virtual(?:ly)?|from\s+home|over\s+zoom|via\s+zoom|on\s+zoom|zoom\s+only|"
+    r"video\s+calls?|over\s+video|wfh|(?:all\s+)?(?:by|over|via)\s+e-?mail|(?:(?<!\d)\d+-minute|one-hour|an\s+hour-long|weekly|"
+    r"evening|video|phone|zoom|teams)\s+calls?)(?![A-Za-z])",
     re.IGNORECASE,
 )
 _ON_SITE = re.compile(
-    r"到场|现场|线下|上门|驻场|坐班|到机构|来机构|到我们|来我们|到店|到校|到社区|面对面|当面|实地|"
+    r"到场|現場|现场|线下|線下|上门|上門|驻场|坐班|到机构|来机构|到我们|来我们|到店|到校|到社区|面对面|当面|當面|实地|"
+    r"(?:来|去|到|來)(?:机构|機構|社区|社區|学校|學校|中心|现场|店里|我们这|办公室|辦公室|收容所|园区|医院|村里|营地|"
+    r"机构碰|社区里)|来帮忙|过去帮忙|可以过去|来拍|去拍|來拍|出外景|碰面|见面|見面|碰个面|碰一次面|约见|"
     r"(?<![A-Za-z])(?:in[\s-]person|on[\s-]?site|at\s+our\s+(?:office|centre|center|clinic|school|site|hall|premises)|"
-    r"face[\s-]to[\s-]face|on\s+the\s+ground|come\s+(?:in|to\s+our)|on\s+location|at\s+the\s+venue|"
+    r"face[\s-]to[\s-]face|on\s+the\s+ground|come\s+(?:in|to\s+our|to\s+your|to\s+the|along|down)|on\s+location|"
+    r"at\s+the\s+venue|at\s+(?:the|our|your|community)\s+(?:centres?|centers?|school|clinic|office|site|venue|hall|library|"
+    r"shelter)|show\s+up|travel\s+(?:to|within)|site\s+visits?|in\s+the\s+room|"
     r"in\s+our\s+(?:office|centre|center))(?![A-Za-z])",
     re.IGNORECASE,
 )
@@ -336,11 +390,15 @@ _HYBRID = re.compile(
 )
 _RANGE = r"(?:\s*(?:-|–|—|~|～|到|至|to|or)\s*" + "(" + _NUM + "|" + _EN_NUM + "))?"
 _HOURS_WEEK_ZH = re.compile(
-    r"(?:每周|每个?星期|一周|每礼拜|一星期|周均|每周大概|每周约)(?:大概|大约|约|能有|可以|可|能|至少|最多|抽出|拿出|投入|有)*\s*"
-    r"(" + _NUM + r")" + _RANGE + r"\s*(?:个)?\s*(?:小时|钟头|h\b)"
+    r"(?:每周|每週|每个?星期|每個?星期|一周|一週|每礼拜|每禮拜|一星期|周均|每周大概|每周约)"
+    r"(?:大概|大约|大約|约|約|能有|可以|可|能|抽|至少|最多|抽出|拿出|投入|有|平均)*\s*"
+    r"(" + _NUM + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(?:小时|小時|钟头|鐘頭|hrs?\b|hours?\b|h\b)"
 )
-_HOURS_WEEK_ZH_AFTER = re.compile(r"(" + _NUM + r")" + _RANGE + r"\s*(?:个)?\s*小时\s*/\s*(?:周|星期)")
+_HOURS_WEEK_ZH_AFTER = re.compile(r"(" + _NUM + r")" + _RANGE + r"\s*(?:个\s*)?小时\s*/\s*(?:周|星期)")
+_WEEKDAYS = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|week)"
 _HOURS_WEEK_EN = re.compile(
+    r"(?<![A-Za-z0-9])(" + _EN_NUM + r")" + _RANGE + r"\s*(?:hours?|hrs?)\s+(?:every|each|a|per)\s+" + _WEEKDAYS + r"|"
+    r"weekly\s+(" + _EN_NUM + r")[\s-]*(?:hours?|hr)\b|"
     r"(?<![A-Za-z0-9])(" + _EN_NUM + r")" + _RANGE + r"\s*(?:\+\s*)?(?:hours?|hrs?|h)\b\.?\s*"
     r"(?:a|per|each|every|/|an?\s+)\s*(?:week|wk)\b|"
     r"(?<![A-Za-z0-9])(" + _EN_NUM + r")" + _RANGE + r"\s*(?:hours?|hrs?|h)\s+weekly",
@@ -348,7 +406,7 @@ _HOURS_WEEK_EN = re.compile(
 )
 _TOTAL_HOURS_ZH = re.compile(
     r"(?:总共|一共|合计|总计|共计|共|累计|总|全程)(?:大概|大约|约|需要|要)?\s*(" + _NUM + r")" + _RANGE
-    + r"\s*(?:个)?\s*(?:小时|钟头)"
+    + r"\s*(?:个\s*)?(?:小时|钟头)"
 )
 _TOTAL_HOURS_EN = re.compile(
     r"(?<![A-Za-z0-9])(" + _EN_NUM + r")" + _RANGE + r"\s*(?:hours?|hrs?)\s+(?:in\s+total|total|overall|altogether|all\s+in)|"
@@ -358,22 +416,30 @@ _TOTAL_HOURS_EN = re.compile(
     re.IGNORECASE,
 )
 _DURATION_ZH = re.compile(
-    r"(?P<pre>为期|持续|周期|历时|大约|大概|预计|预期|约|需要|要|共|总共|跟|陪|做)?\s*(" + _NUM + r")" + _RANGE
-    + r"\s*(?:个)?\s*(天|周|星期|个月|月|年)(?P<post>左右|内|之内|时间|的时间|的项目|的周期|以内)?"
+    r"(?:(?P<pre>为期|為期|持续|持續|周期|週期|历时|大约|大概|预计|预期|约|需要|要|共|总共|跟|陪|做|连续|连着)\s*)?(" + _NUM
+    + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(天|周|週|星期|个月|個月|月|年)(?P<post>左右|时间|的时间|的项目|的周期|的培训|的活动|的工作坊|营|)"
 )
-# An amount of hours that is not a rate ("8–10 hrs", "approx. 20 hrs over 2 months", "两小时左右的分享")
+# An amount of work in hours that is not a rate: "(8–10 hrs)", "approx. 20 hrs over 2 months", "大概10小时的活儿"
 _LOOSE_HOURS = re.compile(
-    r"(?<![每周月天次/])(?<!每周)(?<!一周)(?<!每月)(?<!每次)(?<!每天)(?:大概|大约|约|一次|approx\.?\s*|about\s+|around\s+|roughly\s+|~\s*)?"
-    r"(?<![A-Za-z0-9.])(" + _NUM + "|" + _EN_NUM + r")" + _RANGE + r"\s*(?:个)?\s*(?:小时|钟头|hrs?\b|hours?\b)"
-    r"(?!\s*(?:/|a\s+|per\s+|each\s+|every\s+|an?\s+)?\s*(?:week|wk|month|mo\b|day|night|session|evening|周|星期|月|天|每))"
-    r"(?!\s*(?:weekly|monthly|daily))",
+    r"\(\s*(?:approx\.?\s*|about\s+|around\s+|~\s*)?(" + _EN_NUM + r")" + _RANGE + r"\s*(?:hrs?|hours?)\s*\)|"
+    r"(?:approx\.?|about|around|roughly|~)\s*(" + _EN_NUM + r")" + _RANGE + r"\s*(?:hrs?|hours?)\s+"
+    r"(?:over|across|in\s+total|total|of\s+work|of\s+your\s+time)\b|"
+    r"(?<![每月次场天周週])(" + _NUM + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(?:小时|小時|钟头)(?:左右)?(?:的)?"
+    r"(?:活儿|活|工作量|工作|分享|讲座|培训|課|课|workshop|工作坊)|"
+    r"(?:大约|大概|约|總共|一次|做一次)\s*(" + _NUM + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(?:小时|小時|钟头|hours?|hrs?)"
+    r"(?!\s*(?:/|a\s+|per\s+|each\s+|every\s+)?\s*(?:week|month|day|周|週|星期|月|天))|"
+    r"(?<![每月次场天周週半])(" + _NUM + r")\s*(?:个\s*|個\s*)?(?:小时|小時)左右|"
+    r"(?<![A-Za-z])(?:about|around|roughly|approximately)\s+(" + _EN_NUM + r")" + _RANGE + r"\s+(?:hours?|hrs?)\b"
+    r"(?!\s*(?:a|per|each|every|/)\s*(?:week|month|day|session|evening))",
     re.IGNORECASE,
 )
 _DURATION_EN = re.compile(
-    r"(?:for|over|across|lasting|about|around|roughly|approximately|within|spanning)\s+(?:the\s+next\s+|about\s+|around\s+)?"
+    r"(?:for|over|across|lasting|about|around|roughly|approximately|spanning)\s+(?:the\s+next\s+|about\s+|around\s+)?"
     r"(" + _EN_NUM + r")" + _RANGE + r"\s+(days?|weeks?|months?|years?)\b|"
     r"(?<![A-Za-z0-9])(" + _EN_NUM + r")" + r"[\s-]+(day|week|month|year)s?[\s-]+(?:project|engagement|placement|"
-    r"commitment|programme|program|contract|assignment|pilot|campaign|secondment|residency|course)",
+    r"commitment|programme|program|contract|assignment|pilot|campaign|secondment|residency|course|workshop|training|"
+    r"event|camp|festival|conference|retreat|bootcamp)|"
+    r"(?<![A-Za-z0-9])(" + _EN_NUM + r")\s+(days?)\s+(?:of|on\s+site|in\s+person|in\s+the\s+field)",
     re.IGNORECASE,
 )
 _EXPERIENCE_BEFORE = re.compile(
@@ -404,23 +470,46 @@ _DATE_EN = re.compile(
 )
 _ZH_DEADLINE_HINT = re.compile(r"前|之前|以前|截止|截至|为止|底前|以内|deadline|交稿|交付|完成|上线|交")
 _FESTIVAL = re.compile(r"节|寒假|暑假|开学|学期")
-_DELIVERABLE_ZH = re.compile(
-    r"(?:做|设计|制作|开发|搭建|写|撰写|编写|拍|拍摄|剪|剪辑|翻译|译|整理|梳理|建|建立|制定|定|出|编|策划|画|录制|起草|"
-    r"准备|弄|重做|改版|优化|更新|完善|搭|帮忙做|帮我们做|需要|急需|要|缺|形成|写成|交付|产出|出一份|拿出)"
-    r"(?P<np>(?:一|两|几|一些|一整)(?:个|套|份|本|张|支|篇|部|场|次|版|款|组|期|段|条|封|幅|批|系列|些)"
+_ZH_OUTPUTS = (
+    "报告|報告|报表|報表|方案|计划|計劃|手册|手冊|教材|课件|課件|网站|網站|首页|主页|小程序|海报|海報|视频|影片|片段|短片|照片|"
+    "相片|推文|文案|稿子|发布稿|新闻稿|稿|清单|清單|流程|制度|机制|機制|章程|模板|表格|系统|系統|工具|入口|页面|logo|LOGO|VI|"
+    "策略|指南|册子|长图|長圖|年报|简报|问卷|数据库|看板|dashboard|字幕|记录|紀錄|地图|课程|課程|规划|規劃|预算|预算表|"
+    "协议|合同|政策|办法|规则|卖场|賣場|账号|公众号|排班表|名单|名單|文件|材料|折页|传单|易拉宝|展板|绘本|动画|宣传片|"
+    "纪录片|app|App|APP|strategy|proposal|report|plan|website"
+)
+_ZH_PERSON = re.compile(r"志愿者|志願者|老师|老師|顾问|顧問|律师|律師|人$|者$|师$|師$|员$|員$|壮丁|人手|小时|小時|"
+                        r"周[一二三四五六日末]|週[一二三四五六日末]|上午|下午|晚上|机构|機構|组织|組織|团体|團體|"
+                        r"center|centre|中心$|小组$")
+# "一张招募海报", "12 篇公众号推文", "一份 communications strategy": a counted thing
+_DELIVERABLE_ZH_COUNTED = re.compile(
+    r"(?P<np>(?:一|两|兩|几|幾|一些|一整|(?<!\d)\d+\s*)(?:个|個|套|份|本|张|張|支|篇|部|版|款|组|組|期|段|条|條|封|幅|批|系列)"
     r"[^，。；！？、,.;!?\n（(：:]{1,16})"
 )
-_DELIVERABLE_ZH_STOP = re.compile(r"(?:，|,|让|给|用于|用来|以便|方便|并|再|帮助|帮|供|向|把|能|可以|里|上面|的话|吧|吗).*$")
+# "出年度财务报表", "整理访谈记录", "做个线上报名入口": a verb then a known kind of output
+_DELIVERABLE_ZH_VERB = re.compile(
+    r"(?:做|出|写|寫|整理|整理成|制定|設計|设计|拍|剪|重做|更新|优化|搭建|搭|开发|開發|翻译|翻譯|编写|起草|改版|制作|製作|"
+    r"弄|建|建立|写成|出一份|交付|产出|完成)(?:一下|好|出|个|個)?"
+    r"(?P<np>[^，。；！？、,.;!?\n（(：:的]{0,8}(?:" + _ZH_OUTPUTS + r"))"
+)
+_EN_OUTPUTS = (
+    r"press\s+releases?|logos?|style\s+guides?|websites?|web\s+pages?|landing\s+pages?|apps?|leaflets?|flyers?|"
+    r"posters?|brochures?|newsletters?|annual\s+reports?|reports?|videos?|films?|subtitles|captions|shots|photos|"
+    r"photographs|headshots|e-?mails?|proposals?|applications?|bids?|plans?|strateg(?:y|ies)|polic(?:y|ies)|"
+    r"handbooks?|manuals?|rotas?|tools?|dashboards?|databases?|spreadsheets?|templates?|toolkits?|guides?|"
+    r"summar(?:y|ies)|decks?|presentations?|curricul(?:um|a)|maps?|surveys?|questionnaires?|budgets?|"
+    r"one-pagers?|infographics?|banners?|menus?|scripts?|lesson\s+plans?|workbooks?|frameworks?|checklists?|"
+    r"playbooks?|reviews?|audits?|translations?|transcripts?|mini\s+programs?|forms?|letters?|booklets?"
+)
 _DELIVERABLE_EN = re.compile(
-    r"(?<![A-Za-z])(?:design|redesign|build|rebuild|create|write|rewrite|produce|make|develop|draft|translate|edit|"
-    r"shoot|film|set\s+up|put\s+together|update|lay\s+out|refresh|revamp|prepare|compile|record|draw|illustrate|"
-    r"code|develop|deliver|plan)\s+(?:us\s+|for\s+us\s+)?"
-    r"(?P<np>(?:a|an|the|our|new|simple|some|two|three|\d+)\s[^,.;:!?\n()]{2,60})",
+    r"(?<![A-Za-z])(?P<np>(?:(?:a|an|one|two|three|four|five|six|eight|ten|twelve|some|(?<!\d)\d+|around\s+\d+|about\s+\d+|"
+    r"new)\s+)(?:[A-Za-z0-9'-]+\s+){0,4}?(?:" + _EN_OUTPUTS + r")(?![A-Za-z]))|"
+    r"(?<![A-Za-z])(?P<np2>(?:short|simple|new|updated|bilingual|edited)\s+(?:[A-Za-z-]+\s+){0,2}?(?:" + _EN_OUTPUTS
+    + r")(?![A-Za-z]))",
     re.IGNORECASE,
 )
-_DELIVERABLE_EN_STOP = re.compile(
-    r"\s(?:for|to|that|which|so|with|by|in|before|and\s+(?:then|help|train|teach|show|also)|explaining|using|"
-    r"on|from|we|our\s+staff|who|where|when|while|because|as|at|into|within|ahead)\b.*$",
+_NEED_CUE = re.compile(
+    r"需要|急需|想找|想请|想請|寻找|希望|缺|想要|誠徵|徵求|麻烦|帮我们|幫我們|looking\s+for|we\s+need|need|want|would\s+like|"
+    r"hoping|help\s+us|seeking|after\s+someone|asking\s+for",
     re.IGNORECASE,
 )
 
@@ -599,13 +688,17 @@ class NeedsExtractor:
     def _duration(self, text: str) -> tuple[float, str, Evidence] | None:
         candidates = []
         for match in _DURATION_ZH.finditer(text):
-            unit = {"天": "day", "周": "week", "星期": "week", "个月": "month", "月": "month", "年": "year"}[match.group(4)]
-            if not (match.group("pre") or match.group("post")):
+            unit = {"天": "day", "周": "week", "週": "week", "星期": "week", "个月": "month", "個月": "month", "月": "month",
+                    "年": "year"}[match.group(4)]
+            if unit == "year" and match.group("pre") in (None, "做", "要", "需要"):
+                continue  # "做了五年", "五年级": years are experience, not an engagement
+            if not (match.group("pre") or match.group("post")) and not (unit == "day" and re.match(
+                    r"\s*(?:的|时间|培训|工作坊|活动|营)", text[match.end() : match.end() + 3])):
                 continue  # "十年外企HR", "成立五年": a length with no engagement word is not the engagement's
             if text[match.end() : match.end() + 1] in ("级", "前", "多", "来", "经") or text[max(0, match.start(2) - 1) : match.start(2)] in ("每", "抽", "第"):
                 continue
             raw = match.group(0)
-            if unit == "month" and match.group(4) == "月" and "个" not in raw and not re.match(r"\s*(?:为期|持续|约|大约|大概)", raw):
+            if unit == "month" and match.group(4) == "月" and "个" not in raw and "個" not in raw and not re.match(r"\s*(?:为期|持续|约|大约|大概)", raw):
                 continue  # "3月" is March, not three months
             if unit == "week" and re.search(r"(?:每|一)周\s*$", text[: match.start(2)]):
                 continue
@@ -619,17 +712,19 @@ class NeedsExtractor:
                 continue
             candidates.append((match.start(2), value, unit, match))
         for match in _DURATION_EN.finditer(text):
-            number = match.group(1) or match.group(4)
-            unit_raw = (match.group(3) or match.group(5) or "").lower().rstrip("s")
+            number = match.group(1) or match.group(4) or match.group(6)
+            unit_raw = (match.group(3) or match.group(5) or match.group(7) or "").lower().rstrip("s")
+            if unit_raw == "year" and match.group(1):
+                continue  # "for six years": experience far more often than an engagement
             if unit_raw not in DURATION_UNITS:
                 continue
             start = match.start()
             before = text[max(0, start - 24) : start]
             if re.search(r"(?:been|worked|spent|have|had|for\s+the\s+(?:past|last)|experience)\s*\S*\s*$", before, re.I):
                 continue
-            if _EXPERIENCE_AFTER.search(text[match.end() : match.end() + 16]) and match.group(4) is None:
+            if _EXPERIENCE_AFTER.search(text[match.end() : match.end() + 16]) and match.group(4) is None and match.group(6) is None:
                 continue
-            value = parse_number(number) if match.group(4) else _upper_value(match, groups=(1, 2))
+            value = parse_number(number) if (match.group(4) or match.group(6)) else _upper_value(match, groups=(1, 2))
             if value is None or value <= 0:
                 continue
             candidates.append((start, value, unit_raw, match))
@@ -650,7 +745,7 @@ class NeedsExtractor:
         return deadline, tuple(dates)
 
     def _zh_dates(self, text: str, reference: dt.date) -> Iterable[tuple[str, bool, Evidence]]:
-        if not re.search(r"\d+\s*月|[一二三四五六七八九十]+月|年底|年末|月底|月末|月初|月中|号|日前|下周|下个?月|明年|今年", text):
+        if not re.search(r"(?<!\d)\d+\s*月|[一二三四五六七八九十]+月|年底|年末|月底|月末|月初|月中|号|日前|下周|下个?月|明年|今年", text):
             return []
         try:
             found = _jionlp_times(text, reference)
@@ -663,10 +758,10 @@ class NeedsExtractor:
                 continue
             surface = item["text"]
             start, end = item["offset"]
-            if _FESTIVAL.search(surface) and "元旦" not in surface:
+            if (_FESTIVAL.search(surface) and "元旦" not in surface) or re.search(r"五一|十一|国庆|春节|中秋|端午", surface):
                 continue
-            if not re.search(r"\d|[一二三四五六七八九十]|底|末|初|中旬|上旬|下旬|号|日", surface):
-                continue
+            if not re.search(r"\d+\s*[月日号號]|[一二三四五六七八九十]+\s*[月日号號]|底|末|初|中旬|上旬|下旬", surface):
+                continue  # weekdays (周六, 下周三), 周末 and times of day are not calendar dates
             times = item["detail"].get("time")
             if not isinstance(times, list) or len(times) != 2:
                 continue
@@ -680,7 +775,7 @@ class NeedsExtractor:
                 when = dt.date.fromisoformat(day[:10])
             except ValueError:
                 continue
-            if not re.search(r"\d{4}|明年|今年|去年|后年", surface):
+            if not re.search(r"\d{4}|明年|去年|后年", surface):
                 while when < reference:
                     try:
                         when = when.replace(year=when.year + 1)
@@ -691,11 +786,17 @@ class NeedsExtractor:
                 spread = (dt.date.fromisoformat(high[:10]) - dt.date.fromisoformat(low[:10])).days
             except ValueError:
                 spread = 0
-            if not is_deadline and spread > 2:
+            if not is_deadline and spread > 7:
                 continue
             if is_deadline and spread > 40 and low != "-inf" and not re.search("前|截止|截至|为止", surface):
                 continue
             out.append((when.isoformat(), is_deadline, _ev(text, start, end)))
+            if not is_deadline and 0 < spread <= 7:  # "3月16日至18日": the last day of a short range too
+                try:
+                    last = when + dt.timedelta(days=spread)
+                    out.append((last.isoformat(), False, _ev(text, start, end)))
+                except (ValueError, OverflowError):
+                    pass
         return out
 
     def _en_dates(self, text: str, reference: dt.date) -> Iterable[tuple[str, bool, Evidence]]:
@@ -768,24 +869,31 @@ class NeedsExtractor:
         return tuple(sorted(found.items(), key=lambda item: item[1].start))
 
     def _deliverable(self, text: str) -> Evidence | None:
-        best: Evidence | None = None
-        for match in _DELIVERABLE_ZH.finditer(text):
-            phrase = _DELIVERABLE_ZH_STOP.sub("", match.group("np")).rstrip("的了呢吧")
-            if len(phrase) < 4:
-                phrase = match.group("np").rstrip("的了呢吧")
-            if re.match(r"(?:一|两|几)(?:位|名|个人|些人)", phrase) or re.search(r"志愿者|老师$|顾问$|律师$|人$", phrase):
-                continue  # "一位会剪视频的志愿者" is a person, not a deliverable
-            if len(phrase) >= 3:
-                start = match.start("np")
-                best = _ev(text, start, start + len(phrase))
-                break
+        """The first counted or known kind of output after the text's first need cue (requests only)."""
+        cue = _NEED_CUE.search(text)
+        after = cue.start() if cue else 0
+        candidates: list[Evidence] = []
+        for match in _DELIVERABLE_ZH_COUNTED.finditer(text):
+            phrase = match.group("np").rstrip("的了呢吧 ")
+            cut = re.search(r"(?:，|,|让|讓|给|給|用于|用来|以便|方便|并|再|帮助|供|向|把|里|上面|的话|吧|吗)", phrase[2:])
+            if cut:
+                phrase = phrase[: 2 + cut.start()]
+            if len(phrase) < 3 or _ZH_PERSON.search(phrase) or re.match(r"(?:一|两|兩|几|\d+\s*)(?:次|个月|個月|周|天|年)", phrase):
+                continue
+            start = match.start("np")
+            candidates.append(_ev(text, start, start + len(phrase)))
+        for match in _DELIVERABLE_ZH_VERB.finditer(text):
+            start = match.start("np")
+            phrase = match.group("np").strip()
+            if phrase:
+                start = text.index(phrase, start)
+                candidates.append(_ev(text, start, start + len(phrase)))
         for match in _DELIVERABLE_EN.finditer(text):
-            phrase = _DELIVERABLE_EN_STOP.sub("", match.group("np")).rstrip(" -")
-            if len(phrase.split()) >= 2 and (best is None or match.start("np") < best.start):
-                start = match.start("np")
-                best = _ev(text, start, start + len(phrase))
-            break
-        return best
+            group = "np" if match.group("np") else "np2"
+            start, end = match.start(group), match.end(group)
+            candidates.append(_ev(text, start, end))
+        later = [c for c in candidates if c.start >= after] or candidates
+        return min(later, key=lambda c: (c.start, -(c.end - c.start))) if later else None
 
 
 def _jionlp_times(text: str, reference: dt.date) -> list[dict[str, Any]]:

@@ -36,73 +36,98 @@ _DECLINE_PRE_ZH = _zh(
     "暂时不", "目前不需要", "这次不需要", "已经不需要", "不再需要", "不会", "不太会", "完全不会", "不懂", "不太懂",
     "不擅长", "不熟悉", "不太熟悉", "不熟", "不能", "没法", "无法", "没办法", "不方便", "不接", "不做", "不再做",
     "不负责", "不包括", "不包含", "不涉及", "不考虑", "不含", "不找", "并不需要", "没学过", "没做过", "没接触过",
-    "没有做过", "除了", "而不是", "而非", "不是找", "不招", "谢绝",
+    "没有做过", "除了", "而不是", "而非", "不是找", "不招", "谢绝", "不是要", "要的不是", "我不是", "但不是", "并不是",
+    "不需要再", "不用再", "不需要額外", "不需要", "不用", "我不會", "不會", "暫時不需要", "暂时不考虑", "不考虑",
 )
 _DECLINE_PRE_EN = _en(
     "not", "no", "don't", "do not", "doesn't", "does not", "didn't", "won't", "will not", "wouldn't", "can't",
     "cannot", "can not", "couldn't", "never", "unable to", "without", "except", "except for", "other than",
     "rather than", "instead of", "isn't", "is not", "aren't", "are not", "no need for", "no longer", "nor",
-    "not looking for", "not seeking", "not after", "neither", "excluding", "apart from",
+    "not looking for", "not seeking", "not after", "neither", "excluding", "apart from", "i'm not a", "i am not a",
+    "not a", "none of",
 )
 _ORG_PRE_ZH = _zh(
     "我们是", "我们是一家", "我们是一个", "我们机构", "本机构", "我们这家", "我们这个", "我们中心", "我们学校",
     "我们社团", "我们协会", "我们基金会", "成立于", "致力于", "专注于", "关注", "服务对象", "服务于", "受益人", "受助",
-    "一直在做", "长期开展", "是一家", "是一个", "成立", "业务", "扩展到", "我们在", "主要做", "主要服务", "去年", "前年",
+    "一直在做", "长期开展", "成立", "业务", "扩展到", "我们在", "主要做", "主要服务", "去年", "前年",
     "之前", "以前", "上次", "曾经", "原本", "本来", "一直", "时被",
 )
 _HAS_PRE_ZH = _zh(
     "我们提供", "机构提供", "提供", "我们有", "我们已有", "已有", "已经有", "现有", "自有", "自己有", "配有", "配备",
-    "聘请了", "原来的", "之前的", "以前的", "之前请过", "报销", "可报销", "负责人是",
+    "聘请了", "原来的", "之前的", "以前的", "之前请过", "可报销", "能报销", "全额报销", "实报实销", "负责人是", "现场有", "现场已有", "请好了",
+    "已请", "也请好了", "有人赞助", "有人包了", "有人负责", "已經有", "已有專職", "我們有", "公司本身就有", "本身就有",
+    "都由", "由我们负责", "由我們負責",
 )
 _ORG_PRE_EN = _en(
-    "we are", "we're", "we are a", "we're a", "we are an", "we're an", "our charity", "our organisation",
+    "we are a", "we're a", "we are an", "we're an", "our charity", "our organisation",
     "our organization", "our nonprofit", "our ngo", "our centre", "our center", "our school", "our clinic",
     "our mission", "we serve", "we support", "we work with", "we run", "who run", "which runs", "that runs",
     "founded", "dedicated to", "focused on", "focusing on", "working with", "works with", "serving",
     "for people with", "beneficiaries", "our clients", "last year", "previously", "used to", "we had",
     "we've had", "in the past", "mainly do", "mostly do",
 )
+# A volunteer's employer or day job is background, not the skill they offer ("在一家做认知症照护的社会企业负责员工培训").
+_WORKPLACE_PRE_ZH = _zh("在一家", "在某", "目前在一家", "现在在一家", "就职于", "任职于")
+_WORKPLACE_PRE_EN = _en("day job is", "day job", "my employer", "i work at", "i work for", "works at", "employed at",
+                        "employed by", "at a company", "company that")
 _HAS_PRE_EN = _en(
     "we provide", "we'll provide", "we will provide", "we can provide", "will be provided", "we have",
     "we've got", "we already have", "already have", "already has", "our own", "our staff", "our team",
     "in-house", "on staff", "we offer", "we cover", "reimbursed", "reimburse", "low-cost", "low cost",
+    "i already volunteer", "already volunteer", "already work", "we already", "our agency", "by our agency",
 )
 # need / offer cues: back to the text's base role ("and need", "想找", "I can", "happy to")
-_BASE_ZH = _zh(
+_NEED_BASE_ZH = _zh(
     "需要", "急需", "想找", "想请", "寻找", "找一位", "找一个", "找人", "找个", "求", "招募", "招", "希望", "想要",
-    "希望有", "请一位", "麻烦", "缺", "缺少", "缺的是", "帮我们", "帮忙", "帮", "协助", "想", "能否", "能不能", "有没有",
-    "我可以", "我能", "可以", "能", "会", "擅长", "熟悉", "精通", "愿意", "乐意", "负责", "做过", "我是", "本人",
-    "从事", "有经验", "主要是", "就是", "只需要", "只要", "只做", "而是", "只会",
+    "希望有", "请一位", "麻烦", "缺", "缺少", "缺的是", "帮我们", "帮忙", "协助", "想", "能否", "能不能", "有没有",
+    "只需要", "只要", "而是", "真正缺的是", "需要的是", "缺的是", "需要", "誠徵", "徵求", "想找", "需要一位",
 )
-_BASE_EN = _en(
+_OFFER_BASE_ZH = _zh(
+    "我可以", "我能", "可以", "能", "会", "擅长", "熟悉", "精通", "愿意", "乐意", "负责", "做过", "我是", "本人",
+    "从事", "有经验", "主要是", "就是", "只做", "而是", "只会", "帮", "帮忙", "协助", "可以帮", "能帮", "做", "管", "当",
+)
+_NEED_BASE_EN = _en(
     "need", "needs", "we need", "need a", "looking for", "seeking", "we're after", "after someone",
     "want", "would like", "we'd like", "hoping", "hope", "help us", "help with", "to help", "recruiting",
     "wanted", "required", "requires", "asking for", "someone to", "someone who", "volunteer to", "volunteers to",
+    "only", "just", "but", "instead", "what we need", "what we're missing", "missing",
+)
+_OFFER_BASE_EN = _en(
     "i can", "i could", "i'm able", "i am able", "i'd", "i'll", "i will", "happy to", "glad to", "able to",
     "can", "could", "available", "i am a", "i'm a", "i've", "i have", "experienced", "experience in",
     "specialise", "specialize", "skilled", "expert", "offer", "offering", "only", "just", "but", "instead",
+    "help", "yes",
 )
 # --- post-cues: change the role of the tags before them in the clause ----------------------------------
 _DECLINE_POST_ZH = _zh(
     "不需要", "不用", "不必", "就不用了", "就免了", "免了", "不要", "暂不需要", "暂时不需要", "不是重点", "不在范围",
     "不在此次范围", "不做要求", "不要求", "不会", "不太会", "不行", "不太行", "不在行", "一窍不通", "不擅长", "不熟",
     "不熟悉", "不是强项", "不是我的强项", "做得一般", "只会求和", "我们自己能做", "我们自己可以", "我们自己会",
-    "自己能搞定", "自己搞定", "自己来", "不接", "不做", "不考虑", "不负责",
+    "自己能搞定", "自己搞定", "自己来", "不接", "不做", "不考虑", "不负责", "就算了", "算了", "完全不会", "更是完全不会",
+    "生疏了", "生疏", "就不献丑了", "不献丑", "我不碰", "不碰", "别问我", "我不懂", "不懂", "不用操心", "不用管",
+    "不是我的菜", "不太行", "就不要了", "不需要了", "也不需要", "都不用", "都不需要", "不用我们", "暂不考虑",
 )
 _DECLINE_POST_EN = _en(
     "not needed", "isn't needed", "is not needed", "aren't needed", "are not needed", "not required",
     "isn't required", "is not required", "not necessary", "isn't necessary", "unnecessary", "not a priority",
     "out of scope", "we can do ourselves", "we'll do ourselves", "we do ourselves", "isn't my thing",
     "is not my thing", "not my strength", "not my forte", "i don't do", "i can't do", "i won't do",
+    "not really my thing", "isn't really my thing", "not my thing", "none of that", "none of those", "none of it",
+    "not needed", "no thanks", "not required this time", "are sorted", "is sorted", "all sorted", "rusty",
+    "i'd rather not", "i'll pass", "not something i do", "outside my lane", "we've got covered", "we have covered",
 )
 _HAS_POST_ZH = _zh(
     "由我们提供", "我们提供", "机构提供", "我们来提供", "已经有了", "已有", "已经有", "都有", "有专人",
-    "可报销", "报销", "全包", "包食宿", "有补贴", "我们负责", "机构负责", "已经做好", "做好了", "已完成", "搞定了",
+    "可报销", "能报销", "全包", "包食宿", "有补贴", "我们负责", "机构负责", "已经做好", "做好了", "已完成", "搞定了",
+    "已经设计好了", "设计好了", "已经写好了", "写好了", "已经约好了", "约好了", "已经定了", "定好了", "已经定好",
+    "有同事在", "日常有同事", "有同事负责", "有人在做", "由我们承担", "我们承担", "已经做过", "做过了", "已經有",
+    "已经请好", "请好了", "已经安排好", "安排好了", "都安排好了", "已经搞定",
 )
 _HAS_POST_EN = _en(
     "provided", "will be provided", "is provided", "are provided", "is covered", "are covered", "covered",
     "reimbursed", "is reimbursed", "are reimbursed", "in place", "already done", "taken care of",
-    "is handled", "in-house", "on staff",
+    "is handled", "in-house", "on staff", "already designed", "already written", "already booked",
+    "already sorted", "is already", "are already", "done by our", "handled by", "by our agency",
 )
 _ORG_POST_ZH = _zh("机构", "中心", "学校", "协会", "基金会", "社团", "工作室", "服务站", "公益组织", "社会组织", "组织",
                    "项目")
@@ -111,24 +136,28 @@ _ORG_POST_EN = _en(
     "association", "foundation", "network", "society", "trust", "collective", "programme", "program",
 )
 
-# (cue type, pattern, whether it applies to requests only)
-_PRE: tuple[tuple[CueType, re.Pattern[str], bool], ...] = (
-    ("declined", re.compile(_DECLINE_PRE_ZH), False),
-    ("declined", re.compile(_DECLINE_PRE_EN, re.IGNORECASE), False),
-    ("context", re.compile(_ORG_PRE_ZH), True),
-    ("context", re.compile(_ORG_PRE_EN, re.IGNORECASE), True),
-    ("context", re.compile(_HAS_PRE_ZH), False),
-    ("context", re.compile(_HAS_PRE_EN, re.IGNORECASE), False),
-    ("base", re.compile(_BASE_ZH), False),
-    ("base", re.compile(_BASE_EN, re.IGNORECASE), False),
+# (cue type, pattern, which kinds of text it applies to: "request", "volunteer" or "any")
+_PRE: tuple[tuple[CueType, re.Pattern[str], str], ...] = (
+    ("declined", re.compile(_DECLINE_PRE_ZH), "any"),
+    ("declined", re.compile(_DECLINE_PRE_EN, re.IGNORECASE), "any"),
+    ("context", re.compile(_ORG_PRE_ZH), "request"),
+    ("context", re.compile(_ORG_PRE_EN, re.IGNORECASE), "request"),
+    ("context", re.compile(_WORKPLACE_PRE_ZH), "volunteer"),
+    ("context", re.compile(_WORKPLACE_PRE_EN, re.IGNORECASE), "volunteer"),
+    ("context", re.compile(_HAS_PRE_ZH), "any"),
+    ("context", re.compile(_HAS_PRE_EN, re.IGNORECASE), "any"),
+    ("base", re.compile(_NEED_BASE_ZH), "request"),
+    ("base", re.compile(_NEED_BASE_EN, re.IGNORECASE), "request"),
+    ("base", re.compile(_OFFER_BASE_ZH), "volunteer"),
+    ("base", re.compile(_OFFER_BASE_EN, re.IGNORECASE), "volunteer"),
 )
-_POST: tuple[tuple[CueType, re.Pattern[str], bool], ...] = (
-    ("declined", re.compile(_DECLINE_POST_ZH), False),
-    ("declined", re.compile(_DECLINE_POST_EN, re.IGNORECASE), False),
-    ("context", re.compile(_HAS_POST_ZH), False),
-    ("context", re.compile(_HAS_POST_EN, re.IGNORECASE), False),
-    ("context", re.compile(_ORG_POST_ZH), True),
-    ("context", re.compile(_ORG_POST_EN, re.IGNORECASE), True),
+_POST: tuple[tuple[CueType, re.Pattern[str], str], ...] = (
+    ("declined", re.compile(_DECLINE_POST_ZH), "any"),
+    ("declined", re.compile(_DECLINE_POST_EN, re.IGNORECASE), "any"),
+    ("context", re.compile(_HAS_POST_ZH), "any"),
+    ("context", re.compile(_HAS_POST_EN, re.IGNORECASE), "any"),
+    ("context", re.compile(_ORG_POST_ZH), "request"),
+    ("context", re.compile(_ORG_POST_EN, re.IGNORECASE), "request"),
 )
 # Phrases that look like negation but are not ("not only ... but also", "不仅", "不错", "no matter").
 _NOT_NEGATION = re.compile(
@@ -172,14 +201,15 @@ def clauses(text: str) -> list[tuple[int, int]]:
     return [(s, e) for s, e in spans if text[s:e].strip()]
 
 
-def _cues(text: str, start: int, end: int, is_request: bool) -> list[Cue]:
+def _cues(text: str, start: int, end: int, kind: str | None) -> list[Cue]:
     clause = text[start:end]
     blocked = [(m.start(), m.end()) for m in _NOT_NEGATION.finditer(clause)]
     found: list[Cue] = []
     for post, table in ((False, _PRE), (True, _POST)):
-        for cue_type, pattern, requests_only in table:
-            if requests_only and not is_request:
+        for cue_type, pattern, applies in table:
+            if applies != "any" and kind is not None and applies != kind:
                 continue
+            requests_only = applies == "request"
             for match in pattern.finditer(clause):
                 if any(b0 <= match.start() < b1 for b0, b1 in blocked):
                     continue
@@ -193,6 +223,7 @@ class RoleSpan:
 
     start: int
     end: int
+    semantic: bool = False  # a clause-long paraphrase tag: cues inside it count
 
 
 # Skills whose work takes another concept as its object: "translate our annual report", "给年报做排版",
@@ -226,7 +257,7 @@ class RoleAssigner:
             clause_of.append(clause)
             cues = cue_cache.get(clause)
             if cues is None:
-                cues = cue_cache[clause] = _cues(text, *clause, base == "needed")
+                cues = cue_cache[clause] = _cues(text, *clause, "request" if base == "needed" else "volunteer")
             roles.append(_role_in_clause(span, cues, spans, base))
         if categories is not None:
             for i, (span, category) in enumerate(zip(spans, categories)):
@@ -242,6 +273,8 @@ def _role_in_clause(span: RoleSpan, cues: Iterable[Cue], spans: Sequence[RoleSpa
     cues = [c for c in cues if not (c.start >= span.start and c.end <= span.end and c.type == "base")]
     # a context or decline cue that covers the whole tag ("可报销" around 报销) decides it
     covering = [c for c in cues if c.type != "base" and c.start <= span.start and c.end >= span.end]
+    if not covering and span.semantic:  # a clause-long paraphrase tag: cues inside it decide
+        covering = [c for c in cues if c.type != "base" and c.start >= span.start and c.end <= span.end]
     if covering:
         return "declined" if any(c.type == "declined" for c in covering) else "context"
     # pre-cues: the nearest one that ends before the tag (a cue inside the tag's own surface counts for

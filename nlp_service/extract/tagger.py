@@ -311,7 +311,8 @@ class TaxonomyTagger:
         results = []
         for text, kind, meta, tokens, lex, sem in zip(texts, kinds, metas, token_lists, lexical, semantic_tags):
             tags = sorted(lex + sem, key=lambda t: (t.start, t.end, t.concept_id))
-            roles = self.roles.assign(text, [RoleSpan(t.start, t.end) for t in tags], kind, [t.category for t in tags])
+            roles = self.roles.assign(text, [RoleSpan(t.start, t.end, t.method == "semantic") for t in tags], kind,
+                                      [t.category for t in tags])
             tags = [replace(t, role=r) for t, r in zip(tags, roles)]
             needs = None
             if self.needs is not None:

@@ -368,6 +368,7 @@ class SnapshotBuilder:
             "model": {"name": self.model_name, "dimension": self.analyzer.embedder.dimension,
                       "fingerprint": self.analyzer.model_fingerprint},
             "taxonomy": {"name": tagger.taxonomy.name, "version": tagger.taxonomy.full_version},
+            "analysis_version": self.analyzer.taxonomy_version,
             "documents": {"total": sum(counts.values()), **counts},
             "store": {"path": str(store.path), "seq": seq},
             "format_features": ["roles", "needs", "live"],
