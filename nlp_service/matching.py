@@ -20,6 +20,7 @@ from nlp_service.index.embedder import Embedder
 from nlp_service.index.store import IndexedDocument, LoadedIndex
 
 MAX_TOP_K = 50
+MAX_EMBED_CHARS = 3_000
 BANDS = ("strong", "possible", "weak")
 _ISO_639_1 = re.compile(r"^[a-z]{2}$")
 
@@ -209,7 +210,8 @@ class Matcher:
         if kind not in KINDS:
             raise InvalidInputError("'kind' must be 'volunteer' or 'request'")
         tagged = self.tagger.tag(text, kind, semantic=self.query_semantic_tags)
-        return self._rank(index, tagged, self.embedder.embed([text]), kind, top_k, filters, exclude=None)
+        vector = self.embedder.embed([text[:MAX_EMBED_CHARS]])  # the encoder's cost grows with length; meaning doesn't
+        return self._rank(index, tagged, vector, kind, top_k, filters, exclude=None)
 
     def match_document(self, index: LoadedIndex, document_id: str, top_k: int = 10,
                        filters: MatchFilters | None = None) -> MatchResult:

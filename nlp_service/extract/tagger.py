@@ -19,6 +19,7 @@ from nlp_service.index.embedder import Embedder
 logger = logging.getLogger(__name__)
 
 Method = Literal["lexical", "semantic"]
+MAX_CLAUSE_CHARS = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +302,8 @@ class TaxonomyTagger:
         semantic_tags: list[list[Tag]] = [[] for _ in texts]
         if self.semantic is not None and semantic:
             clause_lists = [self.segmenter.sentences(text) for text in texts]
-            flat = [text[s:e] for text, clauses in zip(texts, clause_lists) for s, e in clauses]
+            # a clause is embedded from its first MAX_CLAUSE_CHARS characters: a longer one is no paraphrase
+            flat = [text[s:min(e, s + MAX_CLAUSE_CHARS)] for text, clauses in zip(texts, clause_lists) for s, e in clauses]
             vectors = self.semantic.embedder.embed(flat) if flat else np.zeros((0, 1), dtype=np.float32)
             row = 0
             for number, (text, clauses) in enumerate(zip(texts, clause_lists)):

@@ -48,11 +48,12 @@ VECTORS = "vectors"
 Progress = Callable[[int], None]
 
 
-def embedding_text(document: Document) -> str:
+def embedding_text(document: Document, limit: int = 3_000) -> str:
+    """Title and text, as embedded (the first ``limit`` characters: cost grows with length, meaning doesn't)."""
     title = document.meta.get("title")
     if isinstance(title, str) and title.strip():
-        return f"{title.strip()}\n{document.text}"
-    return document.text
+        return f"{title.strip()}\n{document.text}"[:limit]
+    return document.text[:limit]
 
 
 def document_attributes(needs: Needs, lang: str) -> dict[str, list[str]]:
