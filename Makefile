@@ -9,13 +9,27 @@ MODEL := models/use-multilingual-v3
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test setup index bench clean-index
+.PHONY: run test setup index bench clean-index browser
 
 run: setup
 	$(BIN)/nlp-service serve --host $(HOST) --port $(PORT)
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
+
+# tests/test_web_ui.py drives Debian's chromium headless through /usr/bin/chromedriver. It must run, never
+# skip, so a machine without them gets them here, and a failed install stops `make test` loudly.
+# (fonts-wqy-microhei, 1.6 MB: without a CJK font the Chinese screenshots show empty boxes.)
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && [ -f $(CJK_FONT) ]; then exit 0; fi; \
+	echo "installing Debian's chromium and chromium-driver for the browser test (tests/test_web_ui.py)"; \
+	SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	{ $$SUDO apt-get update && \
+	  $$SUDO apt-get install -y --no-install-recommends chromium chromium-driver fonts-wqy-microhei; } \
+	  || { echo "ERROR: installing chromium and chromium-driver with apt-get failed; the browser test cannot run" >&2; exit 1; }; \
+	if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "ERROR: /usr/bin/chromium or /usr/bin/chromedriver is still missing after apt-get install" >&2; exit 1; fi
 
 setup: $(STAMP) $(MODEL)/modules.json index
 

@@ -10,6 +10,9 @@ from nlp_service.services import Services
 from nlp_service.settings import Settings, load_settings
 from nlp_service.web.api import bp as api_bp
 from nlp_service.web.errors import register_error_handlers
+from nlp_service.web.feedback_api import bp as feedback_bp
+from nlp_service.web.openapi import bp as openapi_bp
+from nlp_service.web.pages import bp as pages_bp
 from nlp_service.web.writes import bp as writes_bp
 
 logger = logging.getLogger(__name__)
@@ -24,5 +27,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.extensions["nlp_service"] = services or Services(settings)
     app.register_blueprint(api_bp)
     app.register_blueprint(writes_bp)
+    app.register_blueprint(feedback_bp)
+    app.register_blueprint(openapi_bp)
+    app.register_blueprint(pages_bp)  # the coordinator pages: /, /documents, /status
     register_error_handlers(app)
     return app

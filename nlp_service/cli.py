@@ -140,8 +140,11 @@ def taxonomy_validate(obj: Context, directory: Path | None, esco_file: Path | No
 @click.option("--if-missing", is_flag=True, help="Do nothing when a current index is already published.")
 @click.option("--from-store", is_flag=True,
               help="Import no corpus: publish what the document store holds (documents written over the API).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Processes that tag and embed new texts in parallel (each loads the model; one per core).")
 @click.pass_obj
-def rebuild(obj: Context, corpus_dir: Path | None, index_dir: Path | None, if_missing: bool, from_store: bool) -> None:
+def rebuild(obj: Context, corpus_dir: Path | None, index_dir: Path | None, if_missing: bool, from_store: bool,
+            workers: int) -> None:
     """Import the corpus into the document store, analyse only new or changed texts, publish a new index
     version atomically (one rebuild at a time; the previous version is kept for rollback).
 
@@ -166,9 +169,19 @@ def rebuild(obj: Context, corpus_dir: Path | None, index_dir: Path | None, if_mi
     try:
         documents = [] if from_store else load_corpus(settings.corpus_dir)
         services = obj.services(index_dir=index_dir, corpus_dir=corpus_dir)
-        with tqdm(unit="doc", desc="analyse new/changed", file=sys.stderr) as analysed, \
-                tqdm(unit="doc", desc="write vectors", file=sys.stderr) as written:
-            version = services.builder().build(documents, progress=written.update, analysis_progress=analysed.update)
+        parallel = None
+        if workers > 1:
+            from nlp_service.index.live import ParallelAnalysis
+
+            parallel = services.analyzer.parallel = ParallelAnalysis(services.settings, workers)
+        try:
+            with tqdm(unit="doc", desc="analyse new/changed", file=sys.stderr) as analysed, \
+                    tqdm(unit="doc", desc="write vectors", file=sys.stderr) as written:
+                version = services.builder().build(documents, progress=written.update,
+                                                   analysis_progress=analysed.update)
+        finally:
+            if parallel is not None:
+                parallel.close()
         total = services.store.verified_manifest(version)[2]["documents"]["total"]
     except NlpServiceError as exc:
         raise _fail(exc) from exc
@@ -224,18 +237,27 @@ def versions(obj: Context, index_dir: Path | None, to_publish: str | None) -> No
 
 
 @main.command()
-@click.argument("text")
+@click.argument("text", required=False)
 @click.option("--kind", type=click.Choice(["volunteer", "request"]), default=None,
               help="What TEXT is (sets whether skills are offered or needed) [default: inferred].")
 @click.option("--json", "as_json", is_flag=True, help="Print the same JSON as POST /v1/extract.")
+@click.option("--file", "batch_file", type=click.File("rb"), default=None,
+              help="JSON Lines of {\"id\", \"text\", \"kind\"?} ('-' for stdin): one JSON line out per line, "
+                   "the model loaded once; --kind is the default kind.")
 @click.pass_obj
-def extract(obj: Context, text: str, kind: str | None, as_json: bool) -> None:
+def extract(obj: Context, text: str | None, kind: str | None, as_json: bool, batch_file) -> None:
     """Tag TEXT with taxonomy concepts, their roles (offered / needed / declined / context) and its needs.
 
     \b
     Example:
       nlp-service extract "我是会计师，可以帮忙做账和报税，但不做审计；also fluent in Japanese" --kind volunteer
+      nlp-service extract --file profiles.jsonl > tagged.jsonl
     """
+    if (text is None) == (batch_file is None):
+        raise click.UsageError("give either TEXT or --file FILE.jsonl ('-' for stdin)")
+    if batch_file is not None:
+        _extract_batch(obj, batch_file, kind)
+        return
     try:
         result = obj.services().tagger.tag(text, kind)
     except NlpServiceError as exc:
@@ -251,6 +273,24 @@ def extract(obj: Context, text: str, kind: str | None, as_json: bool) -> None:
         for name, value in result.needs.to_dict().items():
             if value:
                 click.echo(f"  need {name}: {json.dumps(value, ensure_ascii=False)}")
+
+
+def _extract_batch(obj: Context, handle, default_kind: str | None) -> None:
+    from nlp_service.extract.batch import BatchLineError, read_batch, tag_batch
+
+    try:
+        services = obj.services()
+        where, bad = getattr(handle, "name", "-"), 0
+        for out in tag_batch(services.tagger, read_batch(handle, services.settings.max_text_chars, default_kind)):
+            if isinstance(out, BatchLineError):
+                bad += 1
+                click.echo(f"error: {where}:{out.line}: {out.message}", err=True)
+            else:
+                click.echo(json.dumps(out, ensure_ascii=False))
+    except NlpServiceError as exc:
+        raise _fail(exc) from exc
+    if bad:
+        raise click.ClickException(f"{bad} bad line(s) skipped (listed above); the other lines were tagged")
 
 
 @main.command()
@@ -327,10 +367,15 @@ def match(obj: Context, text: str | None, kind: str | None, document_id: str | N
 @click.option("--matches", "match_gold", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A graded match gold (e.g. corpus/eval/match_test.jsonl): P@1, nDCG@5 and same-language share "
                    "with bootstrap 95% intervals, beside naive baselines, on the published index.")
+@click.option("--feedback", "feedback", is_flag=True,
+              help="Summarise coordinators' feedback: acceptance rate by rank and band, outcomes, decline reasons.")
+@click.option("--feedback-db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Feedback database for --feedback [default: the feedback_db setting, var/store/feedback.sqlite].")
 @click.pass_obj
 def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, compare_files: tuple[Path, Path] | None,
              model_path: Path | None, taxonomy_dir: Path | None, lexical_only: bool,
-             calibration_file: Path | None, match_gold: Path | None) -> None:
+             calibration_file: Path | None, match_gold: Path | None, feedback: bool = False,
+             feedback_db: Path | None = None) -> None:
     """Score taxonomy tagging against gold data: P/R/F1 micro and macro, per category, language, method, span.
 
     \b
@@ -339,6 +384,7 @@ def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, comp
       nlp-service evaluate --compare reports/a/report.json reports/b/report.json
       nlp-service evaluate --gold corpus/eval/test.jsonl --model path/to/other-model \\
           --calibration reports/other-model-calibration/threshold_curve.json --report-dir reports/other
+      nlp-service evaluate --feedback --feedback-db var/store/feedback.sqlite
     """
     from nlp_service.evaluation.report import comparison_table, format_table, summary_table, write_report
 
@@ -353,12 +399,16 @@ def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, comp
             click.echo("warning: the two reports were made on different gold files", err=True)
         click.echo(comparison_table(a, b))
         return
+    if feedback:
+        _evaluate_feedback(feedback_db or obj.settings().feedback_db, report_dir)
+        if gold_file is None and match_gold is None:
+            return
     if match_gold is not None:
         _evaluate_matches(obj, match_gold, report_dir)
         if gold_file is None:
             return
     if gold_file is None:
-        raise click.UsageError("give --gold FILE, --matches FILE, or --compare A.json B.json")
+        raise click.UsageError("give --gold FILE, --matches FILE, --feedback, or --compare A.json B.json")
     try:
         report = _run_evaluation(obj, gold_file, model_path, taxonomy_dir, lexical_only, calibration_file)
     except NlpServiceError as exc:
@@ -385,6 +435,26 @@ def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, comp
     if report_dir is not None:
         for path in write_report(report, report_dir):
             click.echo(f"wrote {path}")
+
+
+def _evaluate_feedback(db: Path, report_dir: Path | None) -> None:
+    from nlp_service.evaluation.feedback import feedback_tables, summarise_feedback
+    from nlp_service.evaluation.report import format_table
+    from nlp_service.store.feedback import FeedbackStore
+
+    try:
+        summary = summarise_feedback(FeedbackStore(db, create=False).records())
+    except NlpServiceError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"feedback in {db}: {summary['events']} entries on {summary['pairs']} (query, match) pairs; "
+               "acceptance rate = accepted / (accepted + declined), latest outcome per pair")
+    for title, header, rows in feedback_tables(summary):
+        click.echo(f"\n{title}\n" + format_table(rows, header))
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        out = report_dir / "feedback.json"
+        out.write_text(json.dumps({"feedback_db": str(db), **summary}, ensure_ascii=False, indent=2), encoding="utf-8")
+        click.echo(f"wrote {out}")
 
 
 def _evaluate_matches(obj: Context, gold_path: Path, report_dir: Path | None) -> None:

@@ -174,3 +174,21 @@ def test_a_broken_new_version_falls_back_to_the_previous_good_one(services, tmp_
     assert svc.current_index().version in (good, bad)
     svc.store._publish(bad)
     assert svc.current_index().version == good
+
+
+def test_parallel_analysis_equals_serial(services, tmp_path):
+    """`rebuild --workers 2`: two spawned processes analyse what one would, with the same tags and vectors."""
+    import numpy as np
+
+    from nlp_service.index.live import ParallelAnalysis
+
+    docs = [Document(f"p-{n}", d.kind, d.text + f" ({n})", d.meta) for n, d in enumerate(load_corpus(services.settings.corpus_dir)[:12])]
+    serial = services.analyzer.analyse(docs)
+    pool = ParallelAnalysis(services.settings, 2)
+    try:
+        parallel = [a for batch in pool.map_batches([docs[:6], docs[6:]]) for a in batch]
+    finally:
+        pool.close()
+    assert [a.tags for a in parallel] == [a.tags for a in serial]
+    assert [a.needs for a in parallel] == [a.needs for a in serial]
+    assert np.allclose(np.vstack([a.vector for a in parallel]), np.vstack([a.vector for a in serial]), atol=1e-5)

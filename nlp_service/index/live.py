@@ -77,6 +77,8 @@ class DocumentAnalyzer:
         self.model_fingerprint = model_fingerprint
         self.taxonomy_version = taxonomy_version
         self.batch_size = batch_size
+        self.parallel: ParallelAnalysis | None = None  # set by a rebuild with --workers N
+        self.parallel_min_docs = 2_000
 
     def key(self, document: Document) -> AnalysisKey:
         return AnalysisKey(content_hash(document), self.model_fingerprint, self.taxonomy_version)
@@ -88,22 +90,63 @@ class DocumentAnalyzer:
         missing = [(k, d) for k, d in zip(keys, documents) if k not in found]
         seen: set[AnalysisKey] = set()
         todo = [(k, d) for k, d in missing if not (k in seen or seen.add(k))]
-        for start in range(0, len(todo), self.batch_size):
-            batch = todo[start : start + self.batch_size]
-            docs = [d for _, d in batch]
-            # needs are stored as extracted from the text; document metadata is merged when read
-            tagged = self.tagger.tag_many([d.text for d in docs], [d.kind for d in docs])
-            vectors = self.embedder.embed([embedding_text(d) for d in docs])
-            items = [
-                (key, Analysis([t.to_dict() for t in result.tags],
-                               result.needs.to_dict() if result.needs is not None else {}, vectors[row]))
-                for row, ((key, _), result) in enumerate(zip(batch, tagged))
-            ]
+        batches = [todo[start : start + self.batch_size] for start in range(0, len(todo), self.batch_size)]
+        if self.parallel is not None and len(todo) >= self.parallel_min_docs:
+            results = self.parallel.map_batches([[d for _, d in batch] for batch in batches])
+        else:
+            results = (self.analyse([d for _, d in batch]) for batch in batches)
+        for batch, analyses in zip(batches, results):
+            items = [(key, analysis) for (key, _), analysis in zip(batch, analyses)]
             self.store.put_analyses(items)
             found.update(items)
             if progress is not None:
                 progress(len(batch))
         return found
+
+    def analyse(self, docs: Sequence[Document]) -> list[Analysis]:
+        """Tags (with roles), needs (as extracted from the text; metadata is merged when read) and vectors."""
+        tagged = self.tagger.tag_many([d.text for d in docs], [d.kind for d in docs])
+        vectors = self.embedder.embed([embedding_text(d) for d in docs])
+        return [Analysis([t.to_dict() for t in result.tags], result.needs.to_dict() if result.needs is not None else {},
+                         vectors[row]) for row, result in enumerate(tagged)]
+
+
+_WORKER_SERVICES = None
+
+
+def _worker_init(settings) -> None:
+    """In each analysis process: its own services (models load here, once; one thread each)."""
+    global _WORKER_SERVICES
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    from nlp_service.services import Services
+
+    _WORKER_SERVICES = Services(settings)
+
+
+def _worker_analyse(docs: list[Document]) -> list[tuple[list[dict], dict, bytes]]:
+    analyses = _WORKER_SERVICES.analyzer.analyse(docs)  # type: ignore[union-attr]
+    return [(a.tags, a.needs, np.asarray(a.vector, dtype=np.float32).tobytes()) for a in analyses]
+
+
+class ParallelAnalysis:
+    """Analyse batches in ``workers`` processes (spawned: torch does not survive fork), in input order."""
+
+    def __init__(self, settings, workers: int) -> None:
+        import concurrent.futures
+        import multiprocessing
+
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+            initargs=(settings,))
+
+    def map_batches(self, batches: list[list[Document]]) -> Iterator[list[Analysis]]:
+        for rows in self._pool.map(_worker_analyse, batches):
+            yield [Analysis(tags, needs, np.frombuffer(vector, dtype=np.float32)) for tags, needs, vector in rows]
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
 
 
 class DocumentWriter:
