@@ -10,6 +10,7 @@ Traffic goes to 127.0.0.1 only; loops are bounded in count and time.
 from __future__ import annotations
 
 import argparse
+import http.client
 import datetime as dt
 import json
 import os
@@ -98,7 +99,7 @@ def run(rounds: int, work: Path, seed: int = 1) -> dict:
                 body = {"kind": "volunteer", "text": f"会计师，可以帮忙做账和报税，第{counter}号测试档案。"}
                 try:
                     status, _ = call(f"http://127.0.0.1:{port}/v1/documents/{doc_id}", body, method="PUT", timeout=10)
-                except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+                except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, http.client.HTTPException) as exc:
                     errors.append(f"{doc_id}: {type(exc).__name__} {exc}")
                     continue  # the server died mid-request: this write was never acknowledged
                 if status in (200, 201):

@@ -165,8 +165,8 @@ class Match:
     score_parts: dict[str, float]
     fit: dict[str, str]
     band: str
-    meta: dict[str, Any]
-    needs: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any]  # the document's metadata (its title is shown apart)
+    needs: Any = None  # the document's Needs (metadata merged)
 
     @property
     def shared_concepts(self) -> tuple[str, ...]:
@@ -239,8 +239,10 @@ class Matcher:
                 pool = len(index.vectors[target])  # scan the whole kind so a narrow filter still finds matches
             hits = index.vectors[target].search(vector, pool + 1)[0]
         ranked: list[Match] = []
+        get_many = getattr(index.documents, "get_many", None)
+        entries = get_many([h.id for h in hits]) if get_many is not None else None
         for hit in hits:
-            entry = index.documents.get(hit.id)
+            entry = entries.get(hit.id) if entries is not None else index.documents.get(hit.id)
             if entry is None or hit.id == exclude or (filters is not None and not filters.accepts(entry)):
                 continue
             ranked.append(self.score(tagged, kind, entry, hit.score))
@@ -293,8 +295,7 @@ class Matcher:
         title = entry.document.meta.get("title")
         return Match(entry.document.id, entry.document.kind, total, similarity, overlap, entry.document.text,
                      title if isinstance(title, str) else None, shared, missing, declined, parts, fit, band,
-                     {k: v for k, v in entry.document.meta.items() if k != "title"},
-                     entry.needs_obj.to_dict())
+                     entry.document.meta, entry.needs_obj)
 
 
 def _languages_of(needs: Needs | None, text_lang: str) -> frozenset[str]:
@@ -377,8 +378,8 @@ def match_result_to_dict(result: MatchResult, taxonomy: Taxonomy) -> dict[str, A
                 "missing_tags": known(m.missing),
                 "declined_conflicts": known(m.declined),
                 "needs_fit": m.fit,
-                "needs": m.needs,
-                "meta": m.meta,
+                "needs": m.needs.to_dict() if m.needs is not None else {},
+                "meta": {k: v for k, v in m.meta.items() if k != "title"},
             }
             for m in result.matches
         ],

@@ -109,8 +109,12 @@ class Services:
     def builder(self) -> SnapshotBuilder:
         return SnapshotBuilder(self.analyzer, self.store, self.needs, model_name=self.embedder.name)
 
-    def _open_documents(self) -> StoreDocuments:
-        return StoreDocuments(self.documents_store, self.analyzer.key, self.needs)
+    def _open_documents(self, manifest: dict | None = None) -> StoreDocuments:
+        fallback = None
+        if manifest is not None and manifest.get("analysis_version"):
+            fallback = (manifest.get("model", {}).get("fingerprint") or self.model_fingerprint,
+                        manifest["analysis_version"])
+        return StoreDocuments(self.documents_store, self.analyzer.key, self.needs, fallback_version=fallback)
 
     # -- the served index ------------------------------------------------------------------------------
     def current_index(self):
@@ -174,7 +178,7 @@ class Services:
             logger.warning("index %s was tagged with taxonomy %s, the service runs %s; rebuild to refresh tags",
                            version, built_with, self.taxonomy.full_version)
         if manifest.get("format") == LIVE_FORMAT:
-            loaded = LiveIndex.open(version, path, manifest, self.documents_store, self._open_documents(),
+            loaded = LiveIndex.open(version, path, manifest, self.documents_store, self._open_documents(manifest),
                                     poll_seconds=self.settings.poll_seconds)
         else:
             loaded = self.store.load(version)

@@ -40,7 +40,7 @@ class Settings:
     semantic_tags: bool = True
     # Ranking: final score = (1 - tag_weight) * cosine + tag_weight * skill overlap.
     tag_weight: float = 0.25
-    candidate_pool: int = 200
+    candidate_pool: int = 100
     max_text_chars: int = 20_000
     max_body_bytes: int = 256 * 1024
     embed_batch_size: int = 64

@@ -192,3 +192,18 @@ def test_parallel_analysis_equals_serial(services, tmp_path):
     assert [a.tags for a in parallel] == [a.tags for a in serial]
     assert [a.needs for a in parallel] == [a.needs for a in serial]
     assert np.allclose(np.vstack([a.vector for a in parallel]), np.vstack([a.vector for a in serial]), atol=1e-5)
+
+
+def test_a_code_upgrade_before_a_rebuild_keeps_the_snapshot_tags(services, tmp_path):
+    """Analyses are keyed by the extraction-code version; a service whose version differs (here: another
+    semantic threshold) still reads the tags the published snapshot was built with."""
+    settings = services.settings.with_overrides(index_dir=tmp_path / "idx")
+    svc = Services(settings, embedder=services.embedder, taxonomy=services.taxonomy)
+    corpus = load_corpus(settings.corpus_dir)[:10]
+    svc.builder().build(corpus)
+    upgraded = Services(settings.with_overrides(semantic_threshold_zh=0.66), embedder=services.embedder,
+                        taxonomy=services.taxonomy)
+    assert upgraded.analysis_version != svc.analysis_version
+    tagged = next(d.id for d in corpus if svc.current_index().documents[d.id].tags)
+    entry = upgraded.current_index().documents[tagged]
+    assert entry.tags and entry.tags == svc.current_index().documents[tagged].tags

@@ -175,18 +175,30 @@ class StoreDocuments(Mapping[str, IndexedDocument]):
     """Documents read from the store on demand, parsed once per (id, seq) into an LRU."""
 
     def __init__(self, store: DocumentStore, analyzer_key: Callable[[Document], AnalysisKey],
-                 needs: NeedsExtractor | None, *, cache_size: int = 20_000) -> None:
+                 needs: NeedsExtractor | None, *, cache_size: int = 20_000,
+                 fallback_version: tuple[str, str] | None = None) -> None:
         self.store = store
         self._key = analyzer_key
+        # (model fingerprint, analysis version) of the published snapshot: documents analysed for it are read
+        # with that key when the running code's own key has no analysis yet (a code upgrade before a rebuild)
+        self._fallback = fallback_version
         self._needs = needs
         self._cache: OrderedDict[str, tuple[int, IndexedDocument]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
-    def _build(self, stored) -> IndexedDocument:
-        document = stored.document
+    def _keys(self, document: Document) -> list[AnalysisKey]:
         key = self._key(document)
-        analysis = self.store.get_analyses([key]).get(key)
+        if self._fallback is None or (key.model_fingerprint, key.taxonomy_version) == self._fallback:
+            return [key]
+        return [key, AnalysisKey(key.content_hash, *self._fallback)]
+
+    def _build(self, stored) -> IndexedDocument:
+        keys = self._keys(stored.document)
+        found = self.store.get_analyses(keys)
+        return self._entry(stored.document, next((found[k] for k in keys if k in found), None))
+
+    def _entry(self, document: Document, analysis: Analysis | None) -> IndexedDocument:
         tags = analysis.tags if analysis is not None else []
         raw_needs = analysis.needs if analysis is not None else {}
         needs = Needs.from_dict(raw_needs) if raw_needs else Needs()
@@ -195,24 +207,55 @@ class StoreDocuments(Mapping[str, IndexedDocument]):
         entry = IndexedDocument.from_row(document, tags, needs.to_dict(), None)
         return entry
 
-    def get_entry(self, doc_id: str) -> IndexedDocument | None:
-        stored = self.store.get(doc_id) if isinstance(doc_id, str) and doc_id else None
-        if stored is None:
-            with self._lock:
+    def invalidate(self, ids: Sequence[str]) -> None:
+        """Forget parsed documents the change feed reports as changed (the cache is otherwise trusted)."""
+        with self._lock:
+            for doc_id in ids:
                 self._cache.pop(doc_id, None)
-            return None
+
+    def _remember(self, doc_id: str, seq: int, entry: IndexedDocument) -> None:
         with self._lock:
-            cached = self._cache.get(doc_id)
-            if cached is not None and cached[0] == stored.seq:
-                self._cache.move_to_end(doc_id)
-                return cached[1]
-        entry = self._build(stored)
-        with self._lock:
-            self._cache[doc_id] = (stored.seq, entry)
+            self._cache[doc_id] = (seq, entry)
             self._cache.move_to_end(doc_id)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+
+    def get_entry(self, doc_id: str) -> IndexedDocument | None:
+        if not isinstance(doc_id, str) or not doc_id:
+            return None
+        with self._lock:
+            cached = self._cache.get(doc_id)
+            if cached is not None:
+                self._cache.move_to_end(doc_id)
+                return cached[1]
+        stored = self.store.get(doc_id)
+        if stored is None:
+            return None
+        entry = self._build(stored)
+        self._remember(doc_id, stored.seq, entry)
         return entry
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, IndexedDocument]:
+        """Parsed documents for ``ids`` (missing ones absent), reading the misses in two queries."""
+        found: dict[str, IndexedDocument] = {}
+        missing: list[str] = []
+        with self._lock:
+            for doc_id in ids:
+                cached = self._cache.get(doc_id)
+                if cached is not None:
+                    found[doc_id] = cached[1]
+                else:
+                    missing.append(doc_id)
+        if missing:
+            stored = self.store.get_many(missing)
+            keys = {doc_id: self._keys(s.document) for doc_id, s in stored.items()}
+            analyses = self.store.get_analyses(list(dict.fromkeys(k for ks in keys.values() for k in ks)))
+            for doc_id, item in stored.items():
+                analysis = next((analyses[k] for k in keys[doc_id] if k in analyses), None)
+                entry = self._entry(item.document, analysis)
+                self._remember(doc_id, item.seq, entry)
+                found[doc_id] = entry
+        return found
 
     def __getitem__(self, doc_id: str) -> IndexedDocument:
         entry = self.get_entry(doc_id)
@@ -317,8 +360,9 @@ class LiveIndex:
             return applied
 
     def _apply(self, changes) -> None:
+        ids = [c.id for c in changes]
+        self.documents.invalidate(ids)
         for kind in KINDS:  # a document may have changed kind: drop it everywhere first
-            ids = [c.id for c in changes]
             self.backend.delete(kind, ids)
         upserts = [c for c in changes if c.op == "upsert"]
         by_kind: dict[str, tuple[list[str], list[np.ndarray], list[dict]]] = {k: ([], [], []) for k in KINDS}
@@ -326,8 +370,9 @@ class LiveIndex:
             entry = self.documents.get_entry(change.id)
             if entry is None or entry.document.kind not in by_kind:
                 continue
-            key = self._key(entry.document)
-            analysis = self.store.get_analyses([key]).get(key)
+            keys = self.documents._keys(entry.document)
+            found = self.store.get_analyses(keys)
+            analysis = next((found[k] for k in keys if k in found), None)
             if analysis is None:
                 logger.warning("document changed without an analysis for the served model; skipped until rebuild")
                 continue

@@ -428,6 +428,18 @@ class DocumentStore:
             row = conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents AS d WHERE d.id = ?", (doc_id,)).fetchone()
         return None if row is None else _stored(row)
 
+    def get_many(self, ids: Sequence[str]) -> dict[str, StoredDocument]:
+        """The stored documents among ``ids`` (missing ones absent), in a query per 500 ids."""
+        wanted = list(dict.fromkeys(_check_ids(ids, "ids")))
+        found: dict[str, StoredDocument] = {}
+        with self._read() as conn:
+            for chunk in _chunks(wanted):
+                for row in conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents AS d WHERE d.id IN ({_marks(chunk)})",
+                                        chunk):
+                    item = _stored(row)
+                    found[item.id] = item
+        return found
+
     def count(self, kind: str | None = None) -> int:
         _check_kind(kind)
         with self._read() as conn:
