@@ -16,26 +16,38 @@ USE embeddings of 2-4 sentences (of the source, and the added sentence when ther
 weights, adds Gaussian noise of norm ``--noise`` and renormalises. Its tags are the real tags of the
 source document (the real tagger runs once per corpus document; the added text comes after the source
 text, so tag offsets stay valid); needs are ``{}``. Sentence embeddings, source embeddings and tags are
-cached under ``<work-dir>/cache``; the generated data set under ``<work-dir>/data-<N>-s<seed>`` and
-reused by later runs with the same N and seed (``--regenerate`` rebuilds it). Generation streams in
-chunks: vectors go to memory-mapped ``<kind>.npy`` files and to a DocumentStore (``store.sqlite``), with
-analyses keyed by ``model_fingerprint(models/use-multilingual-v3)`` and the taxonomy's full_version.
+cached under ``<work-dir>/cache``, the data set under ``<work-dir>/data-<N>-s<seed>``; both are reused
+while the model, the corpus, the taxonomy and the extraction code are unchanged (``--regenerate``
+forces it). Generation streams in chunks of 5,000: vectors go to memory-mapped ``<kind>.npy`` files and
+to a DocumentStore (``store.sqlite``: upsert, put_analyses, attach_concepts), analyses keyed by
+``model_fingerprint(models/use-multilingual-v3)`` and the version ours keys them by
+(``nlp_service.services.analysis_version``: the taxonomy's full_version plus a hash of the extraction
+code). 200 held-out synthetic request vectors are the recall queries.
 
 **A. naive** (bench/naive_service.py): encode + faiss ``IndexFlatIP`` over every vector of the other
 kind, gunicorn with 2 sync workers, vectors read from the .npy files into each worker.
-**B. ours**: ``nlp-service rebuild --from-store`` publishes a snapshot from a copy of the store, then
-``nlp-service serve``; env ``NLP_SERVICE_STORE_PATH``. While the CLI lacks ``--from-store`` or the
-settings lack ``store_path``, ours is reported as pending with the reason (only :func:`ours_commands`
-and :func:`ours_settings` need adapting if the final CLI differs); the FaissBackend the snapshot will
-be made of is then measured directly (recall@10 and search latency; ``--direct-backend``).
+**B. ours**: ``nlp-service rebuild --from-store --index-dir DIR`` publishes a snapshot from a copy of the
+store, then ``nlp-service serve --index-dir DIR``, both with ``NLP_SERVICE_STORE_PATH``. Only
+:func:`ours_commands` and :func:`ours_settings` need adapting if the CLI changes. If the CLI or the
+settings lack what this needs, ours is reported as pending with the reason, and our FaissBackend is
+measured directly instead (built in process from the same vectors; ``--direct-backend``).
 
-Measured for both: requests/s and p50/p90/p99 of ``POST /v1/match`` from ``--clients`` threads for
-``--duration`` s after ``--warmup`` s (real request texts of the corpus); one match in process (p50);
-memory per worker from /proc/<pid>/smaps_rollup after the load; time from start until /v1/health first
-answers 200 and until every worker has answered; recall@10 against exact numpy brute force for 200
-held-out synthetic request vectors. For ours also: publish time with a warm analysis cache, after
-changing ``--change-share`` of the documents' texts (only those are tagged and embedded again), and a
-full rebuild from scratch (empty analysis cache; only up to ``--scratch-max-docs`` documents).
+Measured, side by side:
+- ``POST /v1/match`` requests/s and p50/p90/p99 from ``--clients`` threads sending the corpus's real
+  request texts: both servers run, and are loaded in ``--rounds`` alternating rounds (A B, B A, ...) that
+  share ``--duration`` s per side, after ``--warmup`` s, so that load from other processes on this shared
+  machine falls on both alike (the CPU other processes used is recorded per round);
+- one match in process (naive: encode + flat search; ours: ``Services(...).matcher.match`` on the
+  published index), p50/p90, over texts seen for the first time and over the same texts again;
+- memory per worker after the load (/proc/<pid>/smaps_rollup: Rss, Pss, Private, Shared);
+- seconds from the start until /v1/health first answers 200 and until every worker has answered;
+- recall@10 against exact numpy brute force, and the summed exact score of the 10 returned over the
+  exact top 10, through the naive flat index and through the FaissBackend of ours' published snapshot
+  (plus an efSearch sweep on its HNSW file);
+- for ours: publish time with every analysis cached, again after changing ``--change-share`` of the
+  texts (only those are tagged and embedded again), and a full rebuild from scratch (empty analysis
+  cache, new index folder; only up to ``--scratch-max-docs`` documents, as it tags and embeds them all),
+  each with the number of documents the rebuild analysed.
 """
 
 from __future__ import annotations
@@ -389,16 +401,60 @@ def neighbour_similarity(ref: Reference, scores: np.ndarray) -> dict[str, Any]:
             f"corpus_requests_vs_corpus_volunteers_top{TOP_K}_cos_median": round(float(np.median(real[:, -TOP_K])), 3)}
 
 
-def recall_at_k(search: Callable[[np.ndarray], list[str]], queries: np.ndarray, exact_ids: list[set[str]],
+@dataclasses.dataclass
+class Truth:
+    """The exact top k of every query (numpy brute force) and a way to score any returned id exactly."""
+
+    ids: list[set[str]]
+    scores: np.ndarray  # (queries, k), descending
+    vectors: np.ndarray  # memory-mapped volunteer vectors
+    row_of: dict[str, int]
+
+    def exact_scores(self, query: np.ndarray, found: list[str]) -> np.ndarray:
+        rows = sorted(self.row_of[f] for f in found if f in self.row_of)
+        return np.asarray(self.vectors[rows]) @ query if rows else np.zeros(0, dtype=np.float32)
+
+
+def recall_at_k(search: Callable[[np.ndarray], list[str]], queries: np.ndarray, truth: Truth,
                 k: int = TOP_K) -> dict[str, Any]:
-    recalls, ms = [], []
-    for query, truth in zip(queries, exact_ids):
+    """recall@k against the exact top k, and how much worse the misses are: the summed exact score of
+    what was returned over the summed exact top k, and the share returned within 0.01 of the exact k-th score."""
+    recalls, ratios, close, ms = [], [], [], []
+    for n, query in enumerate(queries):
         start = time.perf_counter()
-        found = search(query)
+        found = search(query)[:k]
         ms.append((time.perf_counter() - start) * 1000)
-        recalls.append(len(set(found[:k]) & truth) / k)
+        recalls.append(len(set(found) & truth.ids[n]) / k)
+        got = truth.exact_scores(query, found)
+        ratios.append(float(got.sum() / truth.scores[n].sum()))
+        close.append(float(np.count_nonzero(got >= truth.scores[n, -1] - 0.01)) / k)
     return {f"recall_at_{k}": round(float(np.mean(recalls)), 4), "min_recall": round(float(np.min(recalls)), 2),
+            "score_sum_vs_exact": round(float(np.mean(ratios)), 4),
+            "share_within_0.01_of_exact_kth": round(float(np.mean(close)), 4),
             "queries": len(recalls), "search": percentiles(ms)}
+
+
+def hnsw_ef_sweep(backend_dir: Path, kind: str, queries: np.ndarray, truth: Truth,
+                  efs: Sequence[int] = (64, 128, 256, 512, 1024)) -> list[dict[str, Any]] | None:
+    """recall@k and latency of the published HNSW file at several efSearch values (faiss directly, mmap)."""
+    import faiss
+
+    path = backend_dir / f"{kind}.faiss"
+    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+    if not isinstance(index, faiss.IndexHNSW):
+        return None
+    labels = json.loads((backend_dir / f"{kind}.ids.json").read_text(encoding="utf-8"))
+    out = []
+    for ef in efs:
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = ef
+
+        def search(query: np.ndarray) -> list[str]:
+            _, rows = index.search(query[None, :].astype(np.float32), TOP_K, params=params)
+            return [labels[r] for r in rows[0] if r >= 0 and labels[r] is not None]
+
+        out.append({"ef_search": ef, **recall_at_k(search, queries, truth)})
+    return out
 
 
 # ------------------------------------------------------------------------------------------- servers
@@ -759,7 +815,7 @@ def ours_settings(index_dir: Path, store_path: Path):
     return load_settings(**overrides)
 
 
-def published_searcher(index: Any, index_dir: Path) -> tuple[Callable[[np.ndarray], list[str]], str]:
+def published_searcher(index: Any, index_dir: Path) -> tuple[Callable[[np.ndarray], list[str]], str, Path | None]:
     """Search the volunteers of the published snapshot: its FaissBackend directory when it has one, else
     whatever the loaded index searches with (what Matcher calls)."""
     from nlp_service.index.backends import FORMAT as BACKEND_FORMAT, FaissBackend
@@ -779,15 +835,16 @@ def published_searcher(index: Any, index_dir: Path) -> tuple[Callable[[np.ndarra
             if "volunteer" in backend.kinds:
                 return (lambda q: [h.id for h in backend.search(q, "volunteer", TOP_K)],
                         f"FaissBackend.search on the published {manifest.parent.relative_to(index_dir)} "
-                        f"({backend.index_type('volunteer')}, mmap, efSearch {backend.tuning.ef_search})")
+                        f"({backend.index_type('volunteer')}, mmap, efSearch {backend.tuning.ef_search})",
+                        manifest.parent)
     vectors = getattr(index, "vectors", None)
     if isinstance(vectors, dict) and hasattr(vectors.get("volunteer"), "search"):
         target = vectors["volunteer"]
         return (lambda q: [h.id for h in target.search(q[None, :], TOP_K)[0]],
-                f"{type(target).__name__}.search of the loaded index")
+                f"{type(target).__name__}.search of the loaded index", None)
     if hasattr(vectors, "search"):
         return (lambda q: [h.id for h in vectors.search(q, "volunteer", TOP_K)],
-                f"{type(vectors).__name__}.search of the loaded index")
+                f"{type(vectors).__name__}.search of the loaded index", None)
     raise RuntimeError(f"cannot find how to search the published index in {index_dir}")
 
 
@@ -909,7 +966,7 @@ def ours_republish(result: dict[str, Any], data: dict[str, Any], run_dir: Path, 
     log(f"ours: rebuilt from scratch in {publish['from_scratch_s']} s")
 
 
-def direct_backend(data_dir: Path, queries: np.ndarray, exact: list[set[str]],
+def direct_backend(data_dir: Path, queries: np.ndarray, truth: Truth,
                    attributes: Callable[[np.ndarray], list], run_dir: Path) -> dict[str, Any]:
     """Our FaissBackend built in process from the same vectors (what a published snapshot holds)."""
     import faiss
@@ -928,7 +985,7 @@ def direct_backend(data_dir: Path, queries: np.ndarray, exact: list[set[str]],
     log(f"direct backend: built {backend.stats('volunteer')} in {build_s:.0f} s")
     result: dict[str, Any] = {"build_s": round(build_s, 1), "stats": backend.stats("volunteer"),
                               "tuning": backend.tuning.to_dict()}
-    result["recall"] = {**recall_at_k(lambda q: [h.id for h in backend.search(q, "volunteer", TOP_K)], queries, exact),
+    result["recall"] = {**recall_at_k(lambda q: [h.id for h in backend.search(q, "volunteer", TOP_K)], queries, truth),
                         "searched_with": f"FaissBackend.search, in memory ({backend.index_type('volunteer')})"}
     save_dir = run_dir / "direct-backend"
     start = time.perf_counter()
@@ -938,7 +995,7 @@ def direct_backend(data_dir: Path, queries: np.ndarray, exact: list[set[str]],
     mapped = FaissBackend.load(save_dir, mmap=True)
     result["load_mmap_s"] = round(time.perf_counter() - start, 1)
     result["recall_mmap"] = {**recall_at_k(lambda q: [h.id for h in mapped.search(q, "volunteer", TOP_K)], queries,
-                                           exact), "searched_with": "FaissBackend.load(mmap=True).search"}
+                                           truth), "searched_with": "FaissBackend.load(mmap=True).search"}
     shutil.rmtree(save_dir, ignore_errors=True)
     return result
 
@@ -998,8 +1055,9 @@ def markdown(report: dict[str, Any]) -> str:
          side(naive, ("ready", "first_health_200_s"), ("ready", "all_workers_answered_s")),
          side(ours, ("ready", "first_health_200_s"), ("ready", "all_workers_answered_s"))),
         ("memory per worker (median), MB: Rss / Pss / Private / Shared", mem(naive), mem(ours)),
-        (f"recall@{TOP_K} vs exact numpy, {RECALL_QUERIES} queries", side(naive, ("recall", f"recall_at_{TOP_K}")),
-         side(ours, ("recall", f"recall_at_{TOP_K}"))),
+        (f"recall@{TOP_K} vs exact numpy ({RECALL_QUERIES} queries) / summed score of the {TOP_K} returned vs exact",
+         side(naive, ("recall", f"recall_at_{TOP_K}"), ("recall", "score_sum_vs_exact")),
+         side(ours, ("recall", f"recall_at_{TOP_K}"), ("recall", "score_sum_vs_exact"))),
         ("vector search of one query, p50 / p99, ms", side(naive, ("recall", "search", "p50_ms"), ("recall", "search", "p99_ms")),
          side(ours, ("recall", "search", "p50_ms"), ("recall", "search", "p99_ms"))),
         ("publish from the store, every analysis cached, s", "–", side(ours, ("publish", "full_warm_cache_s"))),
@@ -1023,6 +1081,11 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{dig(result, 'http_match', 'background_cpu_cores_by_round')} cores busy")
         if result.get("status") in ("pending", "failed"):
             notes.append(f"{name} {result['status']}: {'; '.join(result.get('missing', [])) or result.get('error', '')}")
+    sweep = dig(ours, "recall", "published_hnsw_ef_sweep")
+    if sweep:
+        notes.append("ours' published HNSW file searched with faiss at efSearch "
+                     + ", ".join(f"{x['ef_search']}: recall {x[f'recall_at_{TOP_K}']:.3f} in {x['search']['p50_ms']} ms"
+                                 for x in sweep))
     if dig(ours, "publish", "full_warm_cache_s") is not None:
         pub = ours["publish"]
         notes.append(f"documents ours analysed (tagged and embedded) per publish: warm cache "
@@ -1073,6 +1136,14 @@ def source_attributes(ref: Reference) -> Callable[[np.ndarray], list[dict[str, l
     return attributes
 
 
+def code_digest() -> str:
+    """sha256 of nlp_service/**/*.py: which code a result was measured with (the package changes often)."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "nlp_service").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def failure(exc: BaseException) -> dict[str, str]:
     return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
 
@@ -1089,10 +1160,10 @@ def run(args: argparse.Namespace, run_dir: Path, report: dict[str, Any]) -> None
     vectors, ids = load_vectors(data_dir, "volunteer")
     start = time.perf_counter()
     exact_rows, exact_scores = exact_top_k(vectors, queries, TOP_K)
-    exact = [{str(ids[r]) for r in rows} for rows in exact_rows]
+    truth = Truth([{str(ids[r]) for r in rows} for rows in exact_rows], exact_scores, vectors,
+                  {str(x): row for row, x in enumerate(ids)})
     report["exact_brute_force_s"] = round(time.perf_counter() - start, 1)
     report["data"]["neighbours"] = neighbour_similarity(ref, exact_scores)
-    del vectors
     timeout = max(1800.0, args.docs / 20)
 
     sides: list[Side] = []
@@ -1162,14 +1233,19 @@ def run(args: argparse.Namespace, run_dir: Path, report: dict[str, Any]) -> None
             _, rows = index.search(query[None, :], TOP_K)
             return [str(naive_ids[r]) for r in rows[0] if r >= 0]
 
-        report["naive"]["recall"] = {**recall_at_k(naive_search, queries, exact),
+        report["naive"]["recall"] = {**recall_at_k(naive_search, queries, truth),
                                      "searched_with": "faiss IndexFlatIP (the naive index)"}
         del index, naive_search
     if services is not None:
         try:
-            search, how = published_searcher(services.current_index(), Path(report["ours"]["paths"]["index_dir"]))
-            report["ours"]["recall"] = {**recall_at_k(search, queries, exact), "searched_with": how}
+            search, how, backend_dir = published_searcher(services.current_index(),
+                                                          Path(report["ours"]["paths"]["index_dir"]))
+            report["ours"]["recall"] = {**recall_at_k(search, queries, truth), "searched_with": how}
             del search
+            if backend_dir is not None:
+                sweep = hnsw_ef_sweep(backend_dir, "volunteer", queries, truth)
+                if sweep is not None:
+                    report["ours"]["recall"]["published_hnsw_ef_sweep"] = sweep
         except Exception as exc:
             report["ours"]["recall"] = failure(exc)
     naive_matcher = services = None  # free both before the rebuilds
@@ -1187,7 +1263,7 @@ def run(args: argparse.Namespace, run_dir: Path, report: dict[str, Any]) -> None
     if args.direct_backend == "on" or (args.direct_backend == "auto" and not ours_ok and "ours" not in args.skip):
         log("direct backend: our FaissBackend built in process from the volunteer vectors")
         try:
-            report["ours_backend_direct"] = direct_backend(data_dir, queries, exact, source_attributes(ref), run_dir)
+            report["ours_backend_direct"] = direct_backend(data_dir, queries, truth, source_attributes(ref), run_dir)
         except Exception as exc:
             report["ours_backend_direct"] = failure(exc)
             log(f"direct backend failed: {exc}")
@@ -1241,6 +1317,7 @@ def main() -> None:
                     "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3]},
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "run_dir": str(run_dir),
+        "code": {"nlp_service_sha256": code_digest()},
     }
     stdout = sys.stdout
     try:
