@@ -43,7 +43,7 @@ Measured, side by side:
 - seconds from the start until /v1/health first answers 200 and until every worker has answered;
 - recall@10 against exact numpy brute force, and the summed exact score of the 10 returned over the
   exact top 10, through the naive flat index and through the FaissBackend of ours' published snapshot
-  (plus an efSearch sweep on its HNSW file);
+  (plus a sweep of its nprobe or efSearch);
 - for ours: publish time with every analysis cached, again after changing ``--change-share`` of the
   texts (only those are tagged and embedded again), and a full rebuild from scratch (empty analysis
   cache, new index folder; only up to ``--scratch-max-docs`` documents, as it tags and embeds them all),
@@ -434,26 +434,21 @@ def recall_at_k(search: Callable[[np.ndarray], list[str]], queries: np.ndarray, 
             "queries": len(recalls), "search": percentiles(ms)}
 
 
-def hnsw_ef_sweep(backend_dir: Path, kind: str, queries: np.ndarray, truth: Truth,
-                  efs: Sequence[int] = (64, 128, 256, 512, 1024)) -> list[dict[str, Any]] | None:
-    """recall@k and latency of the published HNSW file at several efSearch values (faiss directly, mmap)."""
-    import faiss
+def search_breadth_sweep(backend_dir: Path, kind: str, queries: np.ndarray, truth: Truth) -> list[dict[str, Any]] | None:
+    """recall@k and latency of the published backend (FaissBackend.load, mmap) at several nprobe (IVF)
+    or efSearch (HNSW) values."""
+    from nlp_service.index.backends import FaissBackend
 
-    path = backend_dir / f"{kind}.faiss"
-    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
-    if not isinstance(index, faiss.IndexHNSW):
+    backend = FaissBackend.load(backend_dir, mmap=True, verify=False)
+    index_type = backend.index_type(kind)
+    if index_type == "flat":
         return None
-    labels = json.loads((backend_dir / f"{kind}.ids.json").read_text(encoding="utf-8"))
+    name, values = ("nprobe", (16, 32, 48, 64, 96)) if index_type == "ivf" else ("ef_search", (64, 128, 256, 512, 1024))
     out = []
-    for ef in efs:
-        params = faiss.SearchParametersHNSW()
-        params.efSearch = ef
-
-        def search(query: np.ndarray) -> list[str]:
-            _, rows = index.search(query[None, :].astype(np.float32), TOP_K, params=params)
-            return [labels[r] for r in rows[0] if r >= 0 and labels[r] is not None]
-
-        out.append({"ef_search": ef, **recall_at_k(search, queries, truth)})
+    for value in values:
+        backend.set_search_breadth(**{name: value})
+        out.append({"index_type": index_type, name: value,
+                    **recall_at_k(lambda q: [h.id for h in backend.search(q, kind, TOP_K)], queries, truth)})
     return out
 
 
@@ -835,7 +830,8 @@ def published_searcher(index: Any, index_dir: Path) -> tuple[Callable[[np.ndarra
             if "volunteer" in backend.kinds:
                 return (lambda q: [h.id for h in backend.search(q, "volunteer", TOP_K)],
                         f"FaissBackend.search on the published {manifest.parent.relative_to(index_dir)} "
-                        f"({backend.index_type('volunteer')}, mmap, efSearch {backend.tuning.ef_search})",
+                        f"({backend.index_type('volunteer')}, mmap, nprobe {backend.tuning.nprobe}, "
+                        f"efSearch {backend.tuning.ef_search})",
                         manifest.parent)
     vectors = getattr(index, "vectors", None)
     if isinstance(vectors, dict) and hasattr(vectors.get("volunteer"), "search"):
@@ -978,9 +974,10 @@ def direct_backend(data_dir: Path, queries: np.ndarray, truth: Truth,
     sources = np.load(data_dir / "volunteer.sources.npy")
     backend = FaissBackend(vectors.shape[1], kinds=("volunteer",))
     start = time.perf_counter()
-    for first in range(0, len(ids), 20_000):
-        rows = slice(first, first + 20_000)
-        backend.upsert("volunteer", [str(i) for i in ids[rows]], np.asarray(vectors[rows]), attributes(sources[rows]))
+    with backend.bulk():
+        for first in range(0, len(ids), 20_000):
+            rows = slice(first, first + 20_000)
+            backend.upsert("volunteer", [str(i) for i in ids[rows]], np.asarray(vectors[rows]), attributes(sources[rows]))
     build_s = time.perf_counter() - start
     log(f"direct backend: built {backend.stats('volunteer')} in {build_s:.0f} s")
     result: dict[str, Any] = {"build_s": round(build_s, 1), "stats": backend.stats("volunteer"),
@@ -1081,10 +1078,11 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{dig(result, 'http_match', 'background_cpu_cores_by_round')} cores busy")
         if result.get("status") in ("pending", "failed"):
             notes.append(f"{name} {result['status']}: {'; '.join(result.get('missing', [])) or result.get('error', '')}")
-    sweep = dig(ours, "recall", "published_hnsw_ef_sweep")
+    sweep = dig(ours, "recall", "published_breadth_sweep")
     if sweep:
-        notes.append("ours' published HNSW file searched with faiss at efSearch "
-                     + ", ".join(f"{x['ef_search']}: recall {x[f'recall_at_{TOP_K}']:.3f} in {x['search']['p50_ms']} ms"
+        name = "nprobe" if "nprobe" in sweep[0] else "ef_search"
+        notes.append(f"ours' published {sweep[0]['index_type']} backend searched at {name} "
+                     + ", ".join(f"{x[name]}: recall {x[f'recall_at_{TOP_K}']:.3f} in {x['search']['p50_ms']} ms"
                                  for x in sweep))
     if dig(ours, "publish", "full_warm_cache_s") is not None:
         pub = ours["publish"]
@@ -1098,8 +1096,8 @@ def markdown(report: dict[str, Any]) -> str:
     if direct and "stats" in direct:
         t = direct["tuning"]
         notes.append(f"our FaissBackend built in process from the same {direct['stats']['count']:,} volunteer vectors "
-                     f"({direct['stats']['index_type']}, M={t['hnsw_m']}, efConstruction={t['ef_construction']}, "
-                     f"efSearch={t['ef_search']}): build {direct['build_s']:,.0f} s, recall@{TOP_K} "
+                     f"({direct['stats']['index_type']}, {direct['stats'].get('ivf_lists', '-')} lists, "
+                     f"nprobe={t.get('nprobe')}): build {direct['build_s']:,.0f} s, recall@{TOP_K} "
                      f"{direct['recall'][f'recall_at_{TOP_K}']:.3f}, search p50 {direct['recall']['search']['p50_ms']} ms; "
                      f"memory-mapped after save/load: recall {direct['recall_mmap'][f'recall_at_{TOP_K}']:.3f}, "
                      f"p50 {direct['recall_mmap']['search']['p50_ms']} ms")
@@ -1243,9 +1241,9 @@ def run(args: argparse.Namespace, run_dir: Path, report: dict[str, Any]) -> None
             report["ours"]["recall"] = {**recall_at_k(search, queries, truth), "searched_with": how}
             del search
             if backend_dir is not None:
-                sweep = hnsw_ef_sweep(backend_dir, "volunteer", queries, truth)
+                sweep = search_breadth_sweep(backend_dir, "volunteer", queries, truth)
                 if sweep is not None:
-                    report["ours"]["recall"]["published_hnsw_ef_sweep"] = sweep
+                    report["ours"]["recall"]["published_breadth_sweep"] = sweep
         except Exception as exc:
             report["ours"]["recall"] = failure(exc)
     naive_matcher = services = None  # free both before the rebuilds

@@ -177,8 +177,8 @@ def test_corrupted_index_is_503_not_500(services, tmp_path):
     settings = services.settings.with_overrides(index_dir=tmp_path / "idx")
     svc = Services(settings, embedder=services.embedder, taxonomy=services.taxonomy)
     version = svc.builder().build(load_corpus(settings.corpus_dir)[:10])
-    target = svc.store.version_path(version) / "vectors" / "volunteer.ids.json"
-    target.write_text(target.read_text(encoding="utf-8").replace("vol", "vok", 1), encoding="utf-8")
+    target = svc.store.version_path(version) / "vectors" / "volunteer.id_bytes.npy"
+    target.write_bytes(target.read_bytes().replace(b"vol", b"vok", 1))
     client = create_app(services=Services(settings, embedder=services.embedder, taxonomy=services.taxonomy)).test_client()
     response = client.post("/v1/match", json={"text": "需要会计", "kind": "request"})
     assert response.status_code == 503

@@ -1,7 +1,7 @@
 """One suite for every vector backend, checked against a brute-force numpy reference.
 
-``backend`` runs each test on an exact faiss index, a faiss HNSW index and Milvus Lite, each in its
-own tmp_path. The reference (:class:`Reference`) keeps the same documents in plain numpy and Python
+``backend`` runs each test on an exact faiss index, a faiss IVF index, a faiss HNSW index and Milvus
+Lite, each in its own tmp_path. The reference (:class:`Reference`) keeps the same documents in plain numpy and Python
 and answers every search exactly; exact backends must equal it, approximate ones reach a recall.
 """
 
@@ -22,7 +22,7 @@ SPECIAL_LOCATION = '上海 "浦东\' \\ 新区'  # quotes, a backslash and Chine
 LANGUAGES = ("en", "zh", "fr", "es", "ja")
 LOCATIONS = ("beijing", "shanghai", "shenzhen", "hong-kong", "london", "paris", "remote-asia", SPECIAL_LOCATION)
 MODES = ("remote", "hybrid", "onsite")
-BACKENDS = ["faiss-flat", "faiss-hnsw", "milvus-lite"]
+BACKENDS = ["faiss-flat", "faiss-ivf", "faiss-hnsw", "milvus-lite"]
 MIN_RECALL = 0.95
 
 
@@ -49,6 +49,21 @@ def random_attributes(rng: np.random.Generator, n: int) -> list[dict[str, list[s
 def corpus(seed: int, n: int = N_DOCS, prefix: str = "v") -> tuple[list[str], np.ndarray, list[dict]]:
     rng = np.random.default_rng(seed)
     return [f"{prefix}{i:05d}" for i in range(n)], unit_vectors(rng, n), random_attributes(rng, n)
+
+
+def clustered_corpus(seed: int, n: int, prefix: str = "v", topics: int = 400,
+                     spread: float = 0.15) -> tuple[list[str], np.ndarray, list[dict]]:
+    """Vectors around ``topics`` random centres, as text embeddings are (profiles cluster by field).
+    With ``spread`` 0.15 in 64-d a query's nearest neighbour is at cosine 0.59 and its 10th at 0.49
+    (medians at 20,000 vectors; the corpus's requests against its volunteers: 0.62 and 0.40).
+    Uniform random vectors are the worst case for IVF (no list holds a query's neighbours): there 283
+    lists / nprobe 48 reach recall@10 0.68 at 20,000 vectors, so the IVF backend's recall is checked
+    on this shape, the one it is used for."""
+    centres = unit_vectors(np.random.default_rng(99), topics)  # the same topics for every seed
+    rng = np.random.default_rng(seed)
+    x = centres[rng.integers(0, topics, n)] + spread * rng.standard_normal((n, DIM)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return [f"{prefix}{i:05d}" for i in range(n)], x.astype(np.float32), random_attributes(rng, n)
 
 
 def passes(flt: VectorFilter | None, doc_id: str, attrs: dict[str, list[str]]) -> bool:
@@ -155,8 +170,10 @@ def make_backend(name: str, tmp_path: Path):
     if name == "faiss-flat":
         # exact_filter_limit 200: selective filters take the subset scan, broad ones the selector path
         return FaissBackend(DIM, exact_filter_limit=200)
+    if name == "faiss-ivf":
+        return FaissBackend(DIM, ann_threshold=0, exact_filter_limit=200)
     if name == "faiss-hnsw":
-        return FaissBackend(DIM, hnsw_threshold=0, exact_filter_limit=200)
+        return FaissBackend(DIM, approximate="hnsw", ann_threshold=0, exact_filter_limit=200)
     if name == "milvus-lite":
         from nlp_service.index.milvus_backend import MilvusBackend
 
@@ -201,18 +218,23 @@ def queries(seed: int, n: int) -> np.ndarray:
 
 
 def test_search_matches_brute_force(backend, backend_name, reference):
-    """Exact: hit for hit. HNSW: recall@10 >= 0.95 over 200 queries and 20,000 vectors, and with a
-    filter keeping ~15% of them (the IDSelector path with its raised efSearch)."""
-    n = 20_000 if backend_name == "faiss-hnsw" else N_DOCS
-    ids, vectors, attrs = corpus(seed=2, n=n)
+    """Exact: hit for hit. IVF and HNSW: recall@10 >= 0.95 over 200 queries and 20,000 vectors, and
+    with a filter keeping ~15% of them (the IDSelector path with its raised nprobe or efSearch). IVF
+    on clustered vectors (see :func:`clustered_corpus`), HNSW on uniform ones."""
+    n = 20_000 if backend_name in ("faiss-hnsw", "faiss-ivf") else N_DOCS
+    ids, vectors, attrs = (clustered_corpus if backend_name == "faiss-ivf" else corpus)(seed=2, n=n)
     load(backend, reference, "volunteer", ids, vectors, attrs)
     settle(backend)
     assert backend.count("volunteer") == n
-    recall = compare(backend, backend_name, reference, "volunteer", queries(3, 200 if n > N_DOCS else 100), k=10)
+    probes = queries(3, 200 if n > N_DOCS else 100)
+    if backend_name == "faiss-ivf":  # queries near the data, as a profile's embedding is
+        probes = clustered_corpus(seed=3, n=200)[1]
+    recall = compare(backend, backend_name, reference, "volunteer", probes, k=10)
     assert recall >= (1.0 if is_exact(backend_name) else MIN_RECALL), recall
     flt = VectorFilter(languages=("fr",))
     assert 0.1 * n < sum(passes(flt, i, a) for i, a in reference.attrs.items()) < 0.2 * n
-    recall = compare(backend, backend_name, reference, "volunteer", queries(4, 50), k=10, flt=flt)
+    probes = clustered_corpus(seed=4, n=50)[1] if backend_name == "faiss-ivf" else queries(4, 50)
+    recall = compare(backend, backend_name, reference, "volunteer", probes, k=10, flt=flt)
     assert recall >= (1.0 if is_exact(backend_name) else MIN_RECALL), recall
 
 
@@ -392,18 +414,43 @@ def test_bad_input_raises_domain_errors(backend):
 # faiss only: index switching, tombstones, files
 # ------------------------------------------------------------------------------------------------
 
-FAISS = ["faiss-flat", "faiss-hnsw"]
+FAISS = ["faiss-flat", "faiss-ivf", "faiss-hnsw"]
 
 
-def test_flat_switches_to_hnsw_at_the_threshold(reference):
-    backend = FaissBackend(DIM, hnsw_threshold=1_500)
+@pytest.mark.parametrize("approximate", ["ivf", "hnsw"])
+def test_flat_switches_to_the_approximate_type_at_the_threshold(approximate, reference):
+    backend = FaissBackend(DIM, approximate=approximate, ann_threshold=1_500)
     ids, vectors, attrs = corpus(seed=17)
     load(backend, reference, "volunteer", ids[:1_000], vectors[:1_000], attrs[:1_000])
     assert backend.index_type("volunteer") == "flat"
     load(backend, reference, "volunteer", ids[1_000:], vectors[1_000:], attrs[1_000:])
-    assert backend.index_type("volunteer") == "hnsw"
+    assert backend.index_type("volunteer") == approximate
     assert backend.index_type("request") == "flat"
-    assert compare(backend, "faiss-hnsw", reference, "volunteer", queries(18, 50), k=10) >= MIN_RECALL
+    assert compare(backend, f"faiss-{approximate}", reference, "volunteer", queries(18, 50), k=10) >= MIN_RECALL
+
+
+def test_ivf_retrains_as_it_grows_and_bulk_trains_once_on_everything(reference):
+    backend = FaissBackend(DIM, ann_threshold=500)
+    ids, vectors, attrs = clustered_corpus(seed=40, n=N_DOCS)
+    load(backend, reference, "volunteer", ids[:500], vectors[:500], attrs[:500])
+    assert backend.stats("volunteer")["trained_count"] == 500
+    load(backend, reference, "volunteer", ids[500:1_999], vectors[500:1_999], attrs[500:1_999])
+    assert backend.stats("volunteer")["trained_count"] == 500  # 1,999 < 4 x 500
+    load(backend, reference, "volunteer", ids[1_999:], vectors[1_999:], attrs[1_999:])
+    assert backend.stats("volunteer")["trained_count"] == N_DOCS  # retrained at 4x
+    assert compare(backend, "faiss-ivf", reference, "volunteer", clustered_corpus(41, 50)[1], k=10) >= MIN_RECALL
+
+    bulk = FaissBackend(DIM, ann_threshold=500)
+    with bulk.bulk():
+        for start in range(0, N_DOCS, 300):
+            bulk.upsert("volunteer", ids[start:start + 300], vectors[start:start + 300], attrs[start:start + 300])
+        bulk.delete("volunteer", ids[:10])
+        assert bulk.index_type("volunteer") == "flat"  # nothing built while loading
+    stats = bulk.stats("volunteer")
+    assert stats["index_type"] == "ivf" and stats["trained_count"] == stats["count"] == N_DOCS - 10
+    assert stats["tombstones"] == 0 and stats["ivf_lists"] == (N_DOCS - 10) // 39  # 2 sqrt(n) = 89 lists would hold < 39 each
+    reference.delete(ids[:10])
+    assert compare(bulk, "faiss-ivf", reference, "volunteer", clustered_corpus(42, 50)[1], k=10) >= MIN_RECALL
 
 
 @pytest.mark.parametrize("name", FAISS)
@@ -437,7 +484,7 @@ def test_save_load_mmap_round_trip(name, tmp_path, reference):
     manifest = json.loads((tmp_path / "index" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["dimension"] == DIM
     assert manifest["kinds"]["volunteer"]["count"] == N_DOCS - 50
-    assert manifest["kinds"]["volunteer"]["index_type"] == ("flat" if name == "faiss-flat" else "hnsw")
+    assert manifest["kinds"]["volunteer"]["index_type"] == name.removeprefix("faiss-")
     assert set(manifest["files"]) == {p.name for p in (tmp_path / "index").iterdir()} - {"manifest.json"}
 
     mapped = FaissBackend.load(tmp_path / "index", mmap=True)
@@ -477,7 +524,7 @@ def test_save_load_mmap_round_trip(name, tmp_path, reference):
 
 
 def test_delta_folds_into_memory_past_its_limit(tmp_path, reference):
-    backend = FaissBackend(DIM, hnsw_threshold=0, max_delta=100)
+    backend = FaissBackend(DIM, ann_threshold=0, max_delta=100)  # IVF
     ids, vectors, attrs = corpus(seed=28)
     load(backend, reference, "volunteer", ids[:1_500], vectors[:1_500], attrs[:1_500])
     backend.save(tmp_path / "index")
@@ -487,7 +534,7 @@ def test_delta_folds_into_memory_past_its_limit(tmp_path, reference):
     load(mapped, reference, "volunteer", ids[1_580:], vectors[1_580:], attrs[1_580:])
     stats = mapped.stats("volunteer")
     assert not stats["memory_mapped"] and stats["delta_rows"] == 0 and stats["base_rows"] == N_DOCS
-    assert compare(mapped, "faiss-hnsw", reference, "volunteer", queries(29, 40), k=10) >= MIN_RECALL
+    assert compare(mapped, "faiss-ivf", reference, "volunteer", queries(29, 40), k=10) >= MIN_RECALL
 
 
 @pytest.mark.parametrize("name", FAISS)
@@ -508,12 +555,17 @@ def test_corrupted_or_missing_files_are_detected(name, tmp_path):
         FaissBackend.load(directory)
     faiss_file.write_bytes(original)
 
-    ids_file = directory / "volunteer.ids.json"
-    ids_file.write_text(ids_file.read_text(encoding="utf-8").replace("v00001", "v00002"), encoding="utf-8")
-    with pytest.raises(IndexCorruptedError, match="volunteer.ids.json"):
+    ids_file = directory / "volunteer.id_bytes.npy"
+    original = ids_file.read_bytes()
+    ids_file.write_bytes(original.replace(b"v00001", b"v00002"))
+    with pytest.raises(IndexCorruptedError, match="checksum mismatch for volunteer.id_bytes.npy"):
         FaissBackend.load(directory)
+    ids_file.write_bytes(original[:-3])  # a truncated file, loaded without checksums (verified at publish)
+    with pytest.raises(IndexCorruptedError, match="volunteer ids"):
+        FaissBackend.load(directory, verify=False)
+    ids_file.write_bytes(original)
 
-    (directory / "request.attributes.json").unlink()
+    (directory / "request.postings.json").unlink()
     with pytest.raises(IndexCorruptedError, match="missing"):
         FaissBackend.load(directory)
     (directory / "manifest.json").write_text("{not json", encoding="utf-8")
@@ -521,6 +573,44 @@ def test_corrupted_or_missing_files_are_detected(name, tmp_path):
         FaissBackend.load(directory)
     with pytest.raises(IndexNotFoundError):
         FaissBackend.load(tmp_path / "nothing-here")
+
+
+def test_a_format_1_directory_still_loads(tmp_path, reference):
+    """Snapshots published before the binary id tables (ids and attributes as JSON) keep serving."""
+    import hashlib
+
+    backend = FaissBackend(DIM)
+    ids, vectors, attrs = corpus(seed=31, n=300)
+    load(backend, reference, "volunteer", ids, vectors, attrs)
+    backend.delete("volunteer", ids[:5])
+    reference.delete(ids[:5])
+    directory = tmp_path / "old"
+    backend.save(directory)
+    manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    for kind in ("volunteer", "request"):
+        by_label = [ids[i] if kind == "volunteer" and i >= 5 else None for i in range(300 if kind == "volunteer" else 0)]
+        rows = [None if item is None else attrs[int(item[1:])] for item in by_label]
+        (directory / f"{kind}.ids.json").write_text(json.dumps(by_label), encoding="utf-8")
+        (directory / f"{kind}.attributes.json").write_text(json.dumps(rows), encoding="utf-8")
+        for name in ("id_offsets.npy", "id_bytes.npy", "id_order.npy", "postings.npy", "postings.json"):
+            (directory / f"{kind}.{name}").unlink()
+    tuning = manifest["tuning"]
+    manifest["tuning"] = {"hnsw_threshold": tuning["ann_threshold"], "hnsw_m": 32, "ef_construction": 100,
+                          "ef_search": 128, "max_ef_search": 1024, "exact_filter_limit": 5000,
+                          "max_tombstone_ratio": 0.25, "max_delta": 5000}
+    manifest["format"] = "nlp-service-vector-backend/1"
+    manifest["files"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                         for p in sorted(directory.iterdir()) if p.name != "manifest.json"}
+    (directory / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    old = FaissBackend.load(directory)
+    assert old.tuning.approximate == "hnsw" and old.count("volunteer") == 295
+    for flt in (None, VectorFilter(languages=("zh",), modes=("remote",))):
+        assert compare(old, "faiss-flat", reference, "volunteer", queries(32, 10), k=10, flt=flt) == 1.0
+    old.save(tmp_path / "new")  # written as the current format
+    assert json.loads((tmp_path / "new" / "manifest.json").read_text(encoding="utf-8"))["format"].endswith("/2")
+    assert FaissBackend.load(tmp_path / "new").search(queries(33, 1)[0], "volunteer", 5) == \
+        old.search(queries(33, 1)[0], "volunteer", 5)
 
 
 # ------------------------------------------------------------------------------------------------

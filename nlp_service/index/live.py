@@ -15,7 +15,7 @@
 Version directory (format ``nlp-service-index/2``)::
 
     manifest.json     model (name, dimension, fingerprint), taxonomy version, store seq, counts, checksums
-    vectors/          FaissBackend.save(): <kind>.faiss, <kind>.ids.json, <kind>.attributes.json, manifest
+    vectors/          FaissBackend.save(): <kind>.faiss, ids and inverted lists as .npy, manifest
 """
 
 from __future__ import annotations
@@ -389,13 +389,13 @@ class SnapshotBuilder:
     """Import, analyse what is new, write the vectors of every stored document, publish — under one lock."""
 
     def __init__(self, analyzer: DocumentAnalyzer, index_store, needs: NeedsExtractor | None, *,
-                 model_name: str, hnsw_threshold: int = 20_000) -> None:
+                 model_name: str, backend_tuning: Mapping[str, Any] | None = None) -> None:
         self.analyzer = analyzer
         self.writer = DocumentWriter(analyzer)
         self.index_store = index_store
         self.needs = needs
         self.model_name = model_name
-        self.hnsw_threshold = hnsw_threshold
+        self.backend_tuning = dict(backend_tuning or {})  # FaissTuning fields
 
     def build(self, documents: Sequence[Document] = (), progress: Progress | None = None,
               analysis_progress: Progress | None = None) -> str:
@@ -412,7 +412,7 @@ class SnapshotBuilder:
     def _write(self, staging: Path, progress: Progress | None) -> dict[str, Any]:
         store = self.analyzer.store
         seq = store.last_seq()
-        backend = FaissBackend(self.analyzer.embedder.dimension, hnsw_threshold=self.hnsw_threshold)
+        backend = FaissBackend(self.analyzer.embedder.dimension, **self.backend_tuning)
         counts = {kind: 0 for kind in KINDS}
         batch: list[Document] = []
 
@@ -440,12 +440,13 @@ class SnapshotBuilder:
                 progress(len(batch))
             batch.clear()
 
-        for stored in store.iter_documents():
-            batch.append(stored.document)
-            if len(batch) >= 2_000:
+        with backend.bulk():  # each kind is built once, from all its vectors (an IVF trained on them all)
+            for stored in store.iter_documents():
+                batch.append(stored.document)
+                if len(batch) >= 2_000:
+                    flush()
+            if batch:
                 flush()
-        if batch:
-            flush()
         if sum(counts.values()) == 0:
             raise ValueError("cannot publish an index with no analysed documents")
         backend.save(staging / VECTORS)
