@@ -59,6 +59,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import http.client
+import itertools
 import json
 import math
 import os
@@ -573,15 +574,26 @@ def _health(port: int) -> int | None:
         return None
 
 
-def run_load(port: int, bodies: list[bytes], clients: int, warmup: float, duration: float,
+_UNIQUE = itertools.count()
+
+
+def unique_body(texts: list[str], i: int) -> bytes:
+    """A request text of the corpus made unique by a reference line (never seen before by any cache)."""
+    n = next(_UNIQUE)
+    text = f"{texts[i % len(texts)]}\n(ref q{n:07d}-{os.getpid()})"
+    return json.dumps({"text": text, "kind": "request", "top_k": TOP_K}, ensure_ascii=False).encode("utf-8")
+
+
+def run_load(port: int, bodies: list[bytes] | Callable[[int], bytes], clients: int, warmup: float, duration: float,
              max_requests: int = 500_000) -> tuple[dict[str, Any], list[float]]:
     """``clients`` threads POST /v1/match back to back: ``warmup`` s discarded, then ``duration`` s measured.
-    Returns the summary and the latencies (ms) of the requests answered 200."""
+    ``bodies``: a list cycled through, or a function of the request number. Returns the summary and the
+    latencies (ms) of the requests answered 200."""
 
     def client(offset: int, deadline: float, out: list[tuple[float, Any]]) -> None:
         i = offset
         while time.perf_counter() < deadline and len(out) < max_requests:
-            body = bodies[i % len(bodies)]
+            body = bodies(i) if callable(bodies) else bodies[i % len(bodies)]
             i += clients
             start = time.perf_counter()
             try:
@@ -673,9 +685,13 @@ class Side:
     result: dict[str, Any]
 
 
-def measure_http(sides: list[Side], run_dir: Path, bodies: list[bytes], args: argparse.Namespace) -> None:
+def measure_http(sides: list[Side], run_dir: Path, bodies: list[bytes], args: argparse.Namespace,
+                 texts: list[str] | None = None) -> None:
     """Start each server in turn (ready time), then load them in alternating rounds (A B, B A, A B...), so
-    that background load on this shared machine falls on both alike; then read their workers' memory."""
+    that background load on this shared machine falls on both alike; then read their workers' memory.
+    Two loads: the corpus's request texts cycled (``http_match``: a text comes back every ~150 requests,
+    as a platform re-asks for a request's matches) and, with ``texts``, every request a text never sent
+    before (``http_match_unique``: no cache of any kind can answer it)."""
     live: list[tuple[Side, Server]] = []
     try:
         for side in sides:
@@ -692,39 +708,49 @@ def measure_http(sides: list[Side], run_dir: Path, bodies: list[bytes], args: ar
                 continue
             log(f"{side.name}: ready {side.result['ready']}")
             live.append((side, server))
-        rounds: dict[str, list[dict[str, Any]]] = {side.name: [] for side, _ in live}
-        latencies: dict[str, list[float]] = {side.name: [] for side, _ in live}
-        servers = [server for _, server in live]
-        per_round = args.duration / args.rounds
-        for r in range(args.rounds):
-            for side, server in (live if r % 2 == 0 else live[::-1]):
-                before = cpu_snapshot(servers)
-                summary, ok = run_load(side.port, bodies, args.clients, args.warmup if r == 0 else min(args.warmup, 1.0),
-                                       per_round)
-                summary["background_cpu_cores"] = background_cores(before, cpu_snapshot(servers))
-                rounds[side.name].append(summary)
-                latencies[side.name].extend(ok)
-                log(f"{side.name} round {r + 1}/{args.rounds}: {summary['requests_per_s']} requests/s, "
-                    f"p50 {summary.get('p50_ms')} ms, background {summary['background_cpu_cores']} cores")
+        loads: list[tuple[str, Any]] = [("http_match", bodies)]
+        if texts:
+            loads.append(("http_match_unique", lambda i: unique_body(texts, i)))
+        for load_name, load_bodies in loads:
+            measure_load(live, load_name, load_bodies, args)
         for side, server in live:
-            done = rounds[side.name]
-            elapsed = sum(x["duration_s"] for x in done)
-            errors: dict[str, int] = {}
-            for x in done:
-                for key, count in x["errors"].items():
-                    errors[key] = errors.get(key, 0) + count
-            side.result["http_match"] = {
-                "clients": args.clients, "rounds": len(done), "measured_s": round(elapsed, 1),
-                "requests_per_s": round(len(latencies[side.name]) / elapsed, 1) if elapsed else None,
-                "requests_per_s_by_round": [x["requests_per_s"] for x in done],
-                **percentiles(latencies[side.name]), "errors": errors,
-                "background_cpu_cores_by_round": [x["background_cpu_cores"] for x in done],
-            }
             side.result["memory"] = worker_memory(server)
             side.result["server_log"] = str(server.log_path)
     finally:
         for _, server in live:
             server.stop()
+
+
+def measure_load(live: list[tuple[Side, "Server"]], load_name: str, bodies: Any, args: argparse.Namespace) -> None:
+    """One load, alternating rounds over the live servers; the summary goes to ``side.result[load_name]``."""
+    rounds: dict[str, list[dict[str, Any]]] = {side.name: [] for side, _ in live}
+    latencies: dict[str, list[float]] = {side.name: [] for side, _ in live}
+    servers = [server for _, server in live]
+    per_round = args.duration / args.rounds
+    for r in range(args.rounds):
+        for side, server in (live if r % 2 == 0 else live[::-1]):
+            before = cpu_snapshot(servers)
+            summary, ok = run_load(side.port, bodies, args.clients, args.warmup if r == 0 else min(args.warmup, 1.0),
+                                   per_round)
+            summary["background_cpu_cores"] = background_cores(before, cpu_snapshot(servers))
+            rounds[side.name].append(summary)
+            latencies[side.name].extend(ok)
+            log(f"{side.name} {load_name} round {r + 1}/{args.rounds}: {summary['requests_per_s']} requests/s, "
+                f"p50 {summary.get('p50_ms')} ms, background {summary['background_cpu_cores']} cores")
+    for side, server in live:
+        done = rounds[side.name]
+        elapsed = sum(x["duration_s"] for x in done)
+        errors: dict[str, int] = {}
+        for x in done:
+            for key, count in x["errors"].items():
+                errors[key] = errors.get(key, 0) + count
+        side.result[load_name] = {
+            "clients": args.clients, "rounds": len(done), "measured_s": round(elapsed, 1),
+            "requests_per_s": round(len(latencies[side.name]) / elapsed, 1) if elapsed else None,
+            "requests_per_s_by_round": [x["requests_per_s"] for x in done],
+            **percentiles(latencies[side.name]), "errors": errors,
+            "background_cpu_cores_by_round": [x["background_cpu_cores"] for x in done],
+        }
 
 
 def measure_in_process(matchers: dict[str, Callable[[str], Any]], texts: list[str], repeat: int,
@@ -1042,6 +1068,11 @@ def markdown(report: dict[str, Any]) -> str:
         ("`POST /v1/match` latency p50 / p90 / p99, ms",
          side(naive, *[("http_match", k) for k in ("p50_ms", "p90_ms", "p99_ms")]),
          side(ours, *[("http_match", k) for k in ("p50_ms", "p90_ms", "p99_ms")])),
+        ("`POST /v1/match` requests/s, every text new (no cache can answer)",
+         side(naive, ("http_match_unique", "requests_per_s")), side(ours, ("http_match_unique", "requests_per_s"))),
+        ("  latency p50 / p90 / p99, ms, every text new",
+         side(naive, *[("http_match_unique", k) for k in ("p50_ms", "p90_ms", "p99_ms")]),
+         side(ours, *[("http_match_unique", k) for k in ("p50_ms", "p90_ms", "p99_ms")])),
         ("one match in process, text seen before: p50 / p90, ms",
          side(naive, ("in_process", "match", "p50_ms"), ("in_process", "match", "p90_ms")),
          side(ours, ("in_process", "match", "p50_ms"), ("in_process", "match", "p90_ms"))),
@@ -1188,7 +1219,7 @@ def run(args: argparse.Namespace, run_dir: Path, report: dict[str, Any]) -> None
                 report["ours"] = {**report.get("ours", {}), **failure(exc)}
                 log(f"ours failed: {exc}")
     if sides:
-        measure_http(sides, run_dir, bodies, args)
+        measure_http(sides, run_dir, bodies, args, texts)
     ours_ok = ours_ok and report["ours"].get("status") != "failed"
     naive_ok = "naive" not in args.skip and report["naive"].get("status") != "failed"
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -191,14 +193,64 @@ def _surfaces(tags: tuple[Tag, ...], concept_id: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t.surface for t in tags if t.concept_id == concept_id and t.role in MATCHING_ROLES))
 
 
+class QueryAnalyses:
+    """An LRU of query analyses (tags with roles, needs, vector) by (kind, text), for one Matcher: its
+    tagger and embedder are fixed, so an entry never goes stale. Platforms ask again for the same text
+    (paging, refreshing a request's matches); the ranking itself always runs on the live index."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[str, str], tuple[TaggedText, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple[str, str]) -> tuple[TaggedText, Any] | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return found
+
+    def put(self, key: tuple[str, str], value: tuple[TaggedText, Any]) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Query:
+    """What scoring needs from the query side, computed once per request rather than per candidate."""
+
+    tagged: TaggedText
+    kind: str
+    concepts: frozenset[str]
+    declined: frozenset[str]
+    order: tuple[str, ...]  # offered/needed concepts in text order
+    langs: frozenset[str]
+
+    @classmethod
+    def of(cls, tagged: TaggedText, kind: str) -> "_Query":
+        order = tuple(dict.fromkeys(t.concept_id for t in tagged.tags if t.role in MATCHING_ROLES))
+        return cls(tagged, kind, frozenset(order), tagged.declined_ids, order, _languages_of(tagged.needs, tagged.lang))
+
+
 class Matcher:
     def __init__(self, tagger: TaxonomyTagger, embedder: Embedder, *, tag_weight: float, candidate_pool: int,
-                 weights: RankingWeights | None = None, query_semantic_tags: bool = True):
+                 weights: RankingWeights | None = None, query_semantic_tags: bool = True,
+                 query_cache_size: int = 1_024):
         self.tagger = tagger
         self.embedder = embedder
         self.weights = weights or RankingWeights(skills=tag_weight)
         self.candidate_pool = candidate_pool
         self.query_semantic_tags = query_semantic_tags
+        self.query_analyses = QueryAnalyses(query_cache_size)
 
     @property
     def tag_weight(self) -> float:
@@ -209,8 +261,17 @@ class Matcher:
         """Rank documents of the other kind for a new text of ``kind``."""
         if kind not in KINDS:
             raise InvalidInputError("'kind' must be 'volunteer' or 'request'")
-        tagged = self.tagger.tag(text, kind, semantic=self.query_semantic_tags)
-        vector = self.embedder.embed([text[:MAX_EMBED_CHARS]])  # the encoder's cost grows with length; meaning doesn't
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise InvalidInputError(f"'top_k' must be between 1 and {MAX_TOP_K}")
+        key = (kind, text)
+        analysed = self.query_analyses.get(key)
+        if analysed is None:
+            tagged = self.tagger.tag(text, kind, semantic=self.query_semantic_tags)
+            vector = self.embedder.embed([text[:MAX_EMBED_CHARS]])  # the encoder's cost grows with length; meaning doesn't
+            vector.setflags(write=False)
+            analysed = (tagged, vector)
+            self.query_analyses.put(key, analysed)
+        tagged, vector = analysed
         return self._rank(index, tagged, vector, kind, top_k, filters, exclude=None)
 
     def match_document(self, index: LoadedIndex, document_id: str, top_k: int = 10,
@@ -238,38 +299,44 @@ class Matcher:
             if filters is not None and filters.active:
                 pool = len(index.vectors[target])  # scan the whole kind so a narrow filter still finds matches
             hits = index.vectors[target].search(vector, pool + 1)[0]
-        ranked: list[Match] = []
+        query = _Query.of(tagged, kind)
+        scored: list[tuple[float, str, IndexedDocument, float, dict[str, float], dict[str, str]]] = []
         get_many = getattr(index.documents, "get_many", None)
         entries = get_many([h.id for h in hits]) if get_many is not None else None
         for hit in hits:
             entry = entries.get(hit.id) if entries is not None else index.documents.get(hit.id)
             if entry is None or hit.id == exclude or (filters is not None and not filters.accepts(entry)):
                 continue
-            ranked.append(self.score(tagged, kind, entry, hit.score))
-        ranked.sort(key=lambda m: (-m.score, m.id))
-        return MatchResult(tagged, tuple(ranked[:top_k]), index.version)
+            total, parts, fit = self._parts(query, entry, hit.score)
+            scored.append((total, entry.document.id, entry, hit.score, parts, fit))
+        scored.sort(key=lambda row: (-row[0], row[1]))
+        # only the matches returned are explained (shared evidence, missing skills): 10 of ~100 candidates
+        ranked = tuple(self._explain(query, entry, similarity, total, parts, fit)
+                       for total, _, entry, similarity, parts, fit in scored[:top_k])
+        return MatchResult(tagged, ranked, index.version)
 
     def score(self, query: TaggedText, kind: str, entry: IndexedDocument, similarity: float) -> Match:
+        """The explained match of one document for a query of ``kind``."""
+        prepared = _Query.of(query, kind)
+        total, parts, fit = self._parts(prepared, entry, similarity)
+        return self._explain(prepared, entry, similarity, total, parts, fit)
+
+    def _parts(self, query: _Query, entry: IndexedDocument, similarity: float
+               ) -> tuple[float, dict[str, float], dict[str, str]]:
+        """The score of one candidate, by part, and the needs-fit notes (cheap: no explanation yet)."""
         w = self.weights
-        q_concepts = query.concept_ids
-        d_tags = entry.tag_objs
-        d_concepts = frozenset(t.concept_id for t in d_tags if t.role in MATCHING_ROLES)
-        d_declined = frozenset(t.concept_id for t in d_tags if t.role == "declined")
+        kind = query.kind
+        q_concepts = query.concepts
+        d_concepts, d_declined = _concept_sets(entry)
         overlap = skill_overlap(q_concepts, d_concepts)
-        order = list(dict.fromkeys(t.concept_id for t in query.tags if t.role in MATCHING_ROLES))
-        shared = tuple(
-            SharedSkill(cid, _surfaces(query.tags, cid), _surfaces(d_tags, cid)) for cid in order if cid in d_concepts
-        )
         request_side_needs = q_concepts if kind == "request" else d_concepts
-        volunteer_declines = d_declined if kind == "request" else query.declined_ids
+        volunteer_declines = d_declined if kind == "request" else query.declined
         volunteer_offers = d_concepts if kind == "request" else q_concepts
-        missing = tuple(cid for cid in order if cid not in d_concepts) if kind == "request" else tuple(
-            cid for cid in dict.fromkeys(t.concept_id for t in d_tags if t.role in MATCHING_ROLES)
-            if cid not in q_concepts)
-        declined = tuple(sorted(request_side_needs & volunteer_declines - volunteer_offers))
-        request_needs, volunteer_needs = (query.needs, entry.needs_obj) if kind == "request" else (entry.needs_obj, query.needs)
-        request_langs = _languages_of(request_needs, query.lang if kind == "request" else entry.lang)
-        volunteer_langs = _languages_of(volunteer_needs, entry.lang if kind == "request" else query.lang)
+        declined = request_side_needs & volunteer_declines - volunteer_offers
+        tagged = query.tagged
+        entry_langs = _languages_of(entry.needs_obj, entry.lang)
+        request_needs, volunteer_needs = (tagged.needs, entry.needs_obj) if kind == "request" else (entry.needs_obj, tagged.needs)
+        request_langs, volunteer_langs = (query.langs, entry_langs) if kind == "request" else (entry_langs, query.langs)
         location, location_note = _location_fit(request_needs, volunteer_needs)
         language, language_note = _language_fit(request_needs, request_langs, volunteer_langs)
         hours, hours_note = _hours_fit(request_needs, volunteer_needs)
@@ -289,13 +356,38 @@ class Matcher:
             "hours": fit(w.hours, hours),
             "declined": round(-w.declined * conflict, 4),
         }
-        total = sum(parts.values())
+        return sum(parts.values()), parts, {"location": location_note, "language": language_note, "hours": hours_note}
+
+    def _explain(self, query: _Query, entry: IndexedDocument, similarity: float, total: float,
+                 parts: dict[str, float], fit: dict[str, str]) -> Match:
+        w = self.weights
+        q_concepts = query.concepts
+        d_tags = entry.tag_objs
+        d_concepts, d_declined = _concept_sets(entry)
+        shared = tuple(SharedSkill(cid, _surfaces(query.tagged.tags, cid), _surfaces(d_tags, cid))
+                       for cid in query.order if cid in d_concepts)
+        if query.kind == "request":
+            missing = tuple(cid for cid in query.order if cid not in d_concepts)
+            declined = tuple(sorted(q_concepts & d_declined - d_concepts))
+        else:
+            missing = tuple(cid for cid in dict.fromkeys(t.concept_id for t in d_tags if t.role in MATCHING_ROLES)
+                            if cid not in q_concepts)
+            declined = tuple(sorted(d_concepts & query.declined - q_concepts))
         band = "strong" if total >= w.strong else "possible" if total >= w.possible else "weak"
-        fit = {"location": location_note, "language": language_note, "hours": hours_note}
         title = entry.document.meta.get("title")
-        return Match(entry.document.id, entry.document.kind, total, similarity, overlap, entry.document.text,
-                     title if isinstance(title, str) else None, shared, missing, declined, parts, fit, band,
-                     entry.document.meta, entry.needs_obj)
+        return Match(entry.document.id, entry.document.kind, total, similarity, skill_overlap(q_concepts, d_concepts),
+                     entry.document.text, title if isinstance(title, str) else None, shared, missing, declined, parts,
+                     fit, band, entry.document.meta, entry.needs_obj)
+
+
+def _concept_sets(entry: IndexedDocument) -> tuple[frozenset[str], frozenset[str]]:
+    """A document's offered/needed and declined concepts (computed when the entry was parsed, if it was)."""
+    sets = entry.role_concepts
+    if sets is None:
+        d_tags = entry.tag_objs
+        sets = (frozenset(t.concept_id for t in d_tags if t.role in MATCHING_ROLES),
+                frozenset(t.concept_id for t in d_tags if t.role == "declined"))
+    return sets
 
 
 def _languages_of(needs: Needs | None, text_lang: str) -> frozenset[str]:

@@ -65,7 +65,7 @@ class Services:
         self.store = IndexStore(settings.index_dir)
         self.matcher = Matcher(
             self.tagger, self.embedder, tag_weight=settings.tag_weight, candidate_pool=settings.candidate_pool,
-            query_semantic_tags=settings.query_semantic_tags,
+            query_semantic_tags=settings.query_semantic_tags, query_cache_size=settings.query_cache_size,
         )
         self._index = None
         self._failed: set[str] = set()

@@ -41,6 +41,7 @@ class Settings:
     # Ranking: final score = (1 - tag_weight) * cosine + tag_weight * skill overlap.
     tag_weight: float = 0.25
     candidate_pool: int = 100
+    query_cache_size: int = 1_024  # query analyses (tags, needs, vector) kept per worker, by text
     max_text_chars: int = 20_000
     max_body_bytes: int = 256 * 1024
     embed_batch_size: int = 64

@@ -274,3 +274,20 @@ def test_document_and_its_matches(client, services):
 def test_document_errors(client, path, status, code):
     response = client.get(path)
     assert response.status_code == status and response.get_json()["error"]["code"] == code
+
+
+def test_a_repeated_query_reuses_its_analysis_and_still_ranks_on_the_live_index(services):
+    """The second identical query is not tagged or embedded again (the cache counts a hit), and gives
+    the same explained matches; a different kind is a different entry."""
+    index = services.current_index()
+    text = "我们需要一位会计帮忙做年度财务审计，不需要设计师。"
+    cache = services.matcher.query_analyses
+    before = (cache.hits, cache.misses)
+    first = services.matcher.match(index, text, "request", top_k=5)
+    second = services.matcher.match(index, text, "request", top_k=5)
+    assert (cache.hits - before[0], cache.misses - before[1]) == (1, 1)
+    assert [(m.id, m.score, m.shared_concepts, m.band) for m in first.matches] == \
+        [(m.id, m.score, m.shared_concepts, m.band) for m in second.matches]
+    assert first.query is second.query
+    services.matcher.match(index, text, "volunteer", top_k=5)
+    assert cache.misses - before[1] == 2

@@ -63,6 +63,7 @@ class IndexedDocument:
     lang: str = "en"
     tag_objs: tuple[Any, ...] = ()  # the tags as nlp_service.extract.tagger.Tag
     needs_obj: Any = None  # nlp_service.extract.needs.Needs
+    role_concepts: tuple[frozenset[str], frozenset[str]] | None = None  # (offered/needed, declined) concept ids
 
     @classmethod
     def from_row(cls, document: Document, tags: Sequence[dict[str, Any]], needs: dict[str, Any] | None,
@@ -71,9 +72,14 @@ class IndexedDocument:
         from nlp_service.extract.segment import detect_language
         from nlp_service.extract.tagger import Tag
 
+        from nlp_service.extract.roles import MATCHING_ROLES
+
         tag_objs = tuple(Tag.from_dict(t) for t in tags)
         needs_obj = Needs.from_dict(needs) if needs else Needs()
-        return cls(document, tuple(tags), needs, lang or detect_language(document.text), tag_objs, needs_obj)
+        role_concepts = (frozenset(t.concept_id for t in tag_objs if t.role in MATCHING_ROLES),
+                         frozenset(t.concept_id for t in tag_objs if t.role == "declined"))
+        return cls(document, tuple(tags), needs, lang or detect_language(document.text), tag_objs, needs_obj,
+                   role_concepts)
 
     @property
     def concept_ids(self) -> frozenset[str]:
