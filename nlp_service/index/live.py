@@ -204,7 +204,7 @@ class StoreDocuments(Mapping[str, IndexedDocument]):
         needs = Needs.from_dict(raw_needs) if raw_needs else Needs()
         if self._needs is not None and document.meta:
             needs = self._needs.merge_metadata(needs, document.meta)
-        entry = IndexedDocument.from_row(document, tags, needs.to_dict(), None)
+        entry = IndexedDocument.from_parts(document, tags, needs, _lang(document.text))
         return entry
 
     def invalidate(self, ids: Sequence[str]) -> None:

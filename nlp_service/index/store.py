@@ -70,16 +70,22 @@ class IndexedDocument:
                  lang: str | None) -> "IndexedDocument":
         from nlp_service.extract.needs import Needs
         from nlp_service.extract.segment import detect_language
+
+        needs_obj = Needs.from_dict(needs) if needs else Needs()
+        return cls.from_parts(document, tags, needs_obj, lang or detect_language(document.text), needs)
+
+    @classmethod
+    def from_parts(cls, document: Document, tags: Sequence[dict[str, Any]], needs_obj: Any, lang: str,
+                   needs: dict[str, Any] | None = None) -> "IndexedDocument":
+        """From parsed needs (``needs``: their dict form, made when not given)."""
+        from nlp_service.extract.roles import MATCHING_ROLES
         from nlp_service.extract.tagger import Tag
 
-        from nlp_service.extract.roles import MATCHING_ROLES
-
         tag_objs = tuple(Tag.from_dict(t) for t in tags)
-        needs_obj = Needs.from_dict(needs) if needs else Needs()
         role_concepts = (frozenset(t.concept_id for t in tag_objs if t.role in MATCHING_ROLES),
                          frozenset(t.concept_id for t in tag_objs if t.role == "declined"))
-        return cls(document, tuple(tags), needs, lang or detect_language(document.text), tag_objs, needs_obj,
-                   role_concepts)
+        return cls(document, tuple(tags), needs if needs is not None else needs_obj.to_dict(), lang, tag_objs,
+                   needs_obj, role_concepts)
 
     @property
     def concept_ids(self) -> frozenset[str]:
