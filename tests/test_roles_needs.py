@@ -31,6 +31,13 @@ ROLE_CASES = [
     ("我们是一家自闭症儿童康复机构，想找人设计一张招募海报。", "request", "psych.autism_support", "context"),
     ("暂时不需要 translator，需要的是一位懂 Excel 的志愿者整理捐赠人名单。", "request",
      "lang.written_translation", "declined"),
+    # a volunteer's employer's line of business is background, even behind an offer cue (做, "work at")
+    ("我在深圳一家做物流的公司管了五年账，周末可以帮机构记账。", "volunteer", "ops.logistics", "context"),
+    ("我在深圳一家做物流的公司管了五年账，周末可以帮机构记账。", "volunteer", "finance.bookkeeping", "offered"),
+    ("I work at a logistics company; evenings I can do bookkeeping for a small charity.", "volunteer",
+     "ops.logistics", "context"),
+    ("I work at a logistics company; evenings I can do bookkeeping for a small charity.", "volunteer",
+     "finance.bookkeeping", "offered"),
 ]
 
 

@@ -175,6 +175,27 @@ _CLAUSE_BREAK = re.compile(
 )
 
 
+# A volunteer's workplace, from its cue to the organisation noun: every tag inside is background, whatever
+# offer cue sits in it ("在一家做认知症照护的社会企业", "在裕廊一家物流公司", "I work at a logistics company").
+_WORKPLACE_SPAN = re.compile(
+    r"(?:在|于)[^，。；！？,.;!?\n]{0,10}?一家(?P<zh>[^，。；！？,.;!?\n]{1,24}?)\s*(?:社会企业|公司|机构|企业|事务所|医院|学校|"
+    r"工作室|agency|company|firm|startup|NGO)|"
+    r"(?<![A-Za-z])(?:work|works|working|worked|employed|job)\s+(?:at|for|in|with)\s+an?\s+(?P<en>[A-Za-z0-9&/\- ]{1,40}?)\s+"
+    r"(?:company|firm|agency|consultancy|startup|start-up|school|hospital|charity|nonprofit|ngo|organisation|"
+    r"organization|bank|studio)(?![A-Za-z])",
+    re.IGNORECASE,
+)
+
+
+def workplace_spans(text: str) -> list[tuple[int, int]]:
+    """Where a volunteer names their employer's line of business (its tags are context)."""
+    spans = []
+    for match in _WORKPLACE_SPAN.finditer(text):
+        group = "zh" if match.group("zh") is not None else "en"
+        spans.append((match.start(group), match.end(group)))
+    return spans
+
+
 @dataclass(frozen=True, slots=True)
 class Cue:
     type: CueType
@@ -259,6 +280,11 @@ class RoleAssigner:
             if cues is None:
                 cues = cue_cache[clause] = _cues(text, *clause, "request" if base == "needed" else "volunteer")
             roles.append(_role_in_clause(span, cues, spans, base))
+        if base == "offered":
+            workplaces = workplace_spans(text)
+            for i, span in enumerate(spans):
+                if roles[i] == base and any(s <= span.start and span.end <= e for s, e in workplaces):
+                    roles[i] = "context"
         if categories is not None:
             for i, (span, category) in enumerate(zip(spans, categories)):
                 if roles[i] != base or category not in OBJECT_CATEGORIES:
