@@ -38,6 +38,11 @@ ROLE_CASES = [
      "ops.logistics", "context"),
     ("I work at a logistics company; evenings I can do bookkeeping for a small charity.", "volunteer",
      "finance.bookkeeping", "offered"),
+    # the people a skill is done for or with are background; a person the request looks for is not
+    ("我做了十年心理咨询，可以为驻校社工做个案督导。", "volunteer", "psych.social_work_practice", "context"),
+    ("Happy to run clinical supervision for your case managers once a month.", "volunteer",
+     "psych.case_management", "context"),
+    ("我们想找一位社工，每周上门陪伴独居老人。", "request", "psych.social_work_practice", "needed"),
 ]
 
 

@@ -196,6 +196,29 @@ def workplace_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+# People a skill is done *for* or *with* are background: "给【幼师】和家长讲", "为驻校【社工】做督导", "跟着【社工】上门",
+# "supervision for your 【case managers】", "our 【accountant】 only does…". The tag must name a person (its surface,
+# or the surface and the next word: "【community health】 workers") right after the recipient cue.
+_AUDIENCE_BEFORE_ZH = re.compile(r"(?:给|为|替|跟着|跟|陪着|陪|向|带着|带领|面向|我们的|机构的|我们|咱们)"
+                                 r"[^，。；！？,.;!?\n找招请聘需要缺当做是]{0,4}$")
+_AUDIENCE_BEFORE_EN = re.compile(r"(?<![A-Za-z])(?:(?:for|to|with|train|training|supervise|supervising|support|supporting|"
+                                 r"coach|coaching|mentor|mentoring|alongside|from)\s+(?:your|our|the|their|its|a|an)|"
+                                 r"(?:your|our|their))\s+(?:[A-Za-z-]+\s+){0,2}$", re.IGNORECASE)
+_PERSON_ZH = re.compile(r"(?:社工|会计|师|员|士|者|家长|们|工人|志愿者|督导|护工|医生|律师|老师)$")
+_PERSON_EN = re.compile(r"(?:[a-z]{2,}(?:ers?|ors?|ists?|ants?|ees?|ians?|nurses?|workers?|staff|team|volunteers?|"
+                        r"managers?|officers?|coordinators?|trustees?|carers?))$", re.IGNORECASE)
+
+
+def audience_tag(text: str, start: int, end: int) -> bool:
+    """Whether the tag at start..end names the people a skill is done for or with (see above)."""
+    surface = text[start:end]
+    if re.search(r"[\u4e00-\u9fff]", surface):
+        return bool(_PERSON_ZH.search(surface) and _AUDIENCE_BEFORE_ZH.search(text[max(0, start - 8):start]))
+    following = re.match(r"\s+([A-Za-z-]+)", text[end:end + 20])
+    person = bool(_PERSON_EN.search(surface) or (following and _PERSON_EN.search(following.group(1))))
+    return person and bool(_AUDIENCE_BEFORE_EN.search(text[max(0, start - 40):start]))
+
+
 @dataclass(frozen=True, slots=True)
 class Cue:
     type: CueType
@@ -285,6 +308,9 @@ class RoleAssigner:
             for i, span in enumerate(spans):
                 if roles[i] == base and any(s <= span.start and span.end <= e for s, e in workplaces):
                     roles[i] = "context"
+        for i, span in enumerate(spans):
+            if roles[i] == base and not span.semantic and audience_tag(text, span.start, span.end):
+                roles[i] = "context"
         if categories is not None:
             for i, (span, category) in enumerate(zip(spans, categories)):
                 if roles[i] != base or category not in OBJECT_CATEGORIES:
