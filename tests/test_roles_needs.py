@@ -43,6 +43,8 @@ ROLE_CASES = [
     ("Happy to run clinical supervision for your case managers once a month.", "volunteer",
      "psych.case_management", "context"),
     ("我们想找一位社工，每周上门陪伴独居老人。", "request", "psych.social_work_practice", "needed"),
+    # a language one speaks is no activity with an object: the talk stays offered (translating it would not)
+    ("退休护士，可以用粤语或普通话给街坊做健康讲座。", "volunteer", "health.health_education", "offered"),
 ]
 
 

@@ -555,6 +555,11 @@ _LANGUAGE_NAMES: dict[str, str] = {
     "khmer": "km", "lao": "lo", "mongolian": "mn", "kazakh": "kk", "tigrinya": "ti", "oromo": "om",
     "romanian": "ro", "hungarian": "hu", "czech": "cs", "kurdish": "ku", "sinhala": "si", "odia": "or",
 }
+def language_code(name: str) -> str | None:
+    """The ISO 639-1 code of a language name ("Cantonese" -> "zh", "日语" -> "ja"), or None."""
+    return _LANGUAGE_NAMES.get(name.strip().casefold())
+
+
 _PAIRS = {"英译中": ("en", "zh"), "中译英": ("zh", "en"), "英译汉": ("en", "zh"), "汉译英": ("zh", "en"),
           "中英": ("zh", "en"), "英中": ("en", "zh"), "中英文": ("zh", "en"), "中日": ("zh", "ja"),
           "中韩": ("zh", "ko"), "中法": ("zh", "fr"), "eng/chi": ("en", "zh"), "en/zh": ("en", "zh"),

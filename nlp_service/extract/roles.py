@@ -273,6 +273,7 @@ class RoleSpan:
 # Skills whose work takes another concept as its object: "translate our annual report", "给年报做排版",
 # "shoot your charity walk". The object is context; the activity is what is offered or needed.
 ACTIVITY_CATEGORIES = frozenset({"translation_languages", "photo_video", "design"})
+SPOKEN_LANGUAGE = "spoken_language"  # the category the tagger passes for a language concept (no activity)
 OBJECT_CATEGORIES = frozenset({"marketing_communication", "fundraising", "events", "research_evaluation",
                                "strategy_management", "health_medicine", "psychology_social_work",
                                "education_training", "legal"})

@@ -11,7 +11,8 @@ from typing import Literal, Sequence
 import numpy as np
 
 from nlp_service.extract.needs import Needs, NeedsExtractor
-from nlp_service.extract.roles import MATCHING_ROLES, Role, RoleAssigner, RoleSpan
+from nlp_service.extract.needs import language_code
+from nlp_service.extract.roles import MATCHING_ROLES, SPOKEN_LANGUAGE, Role, RoleAssigner, RoleSpan
 from nlp_service.extract.segment import BilingualSegmenter, Lang, Token, detect_language
 from nlp_service.extract.taxonomy import Concept, Taxonomy
 from nlp_service.index.embedder import Embedder
@@ -283,6 +284,15 @@ class TaxonomyTagger:
         self.roles = roles or RoleAssigner()
         self.needs = needs
 
+    def _role_category(self, concept_id: str, category: str) -> str:
+        """A concept's category for the role rules; a language one speaks ("in Cantonese or English") is no
+        activity that takes an object, unlike translating or interpreting."""
+        if category == "translation_languages":
+            name = self.taxonomy.concepts[concept_id].label_en.casefold().removesuffix(" language")
+            if language_code(name) or language_code(name.split()[0]):
+                return SPOKEN_LANGUAGE
+        return category
+
     def tag(self, text: str, kind: str | None = None, *, meta: dict | None = None,
             reference: dt.date | None = None, semantic: bool = True) -> TaggedText:
         return self.tag_many([text], [kind], metas=[meta], reference=reference, semantic=semantic)[0]
@@ -314,7 +324,7 @@ class TaxonomyTagger:
         for text, kind, meta, tokens, lex, sem in zip(texts, kinds, metas, token_lists, lexical, semantic_tags):
             tags = sorted(lex + sem, key=lambda t: (t.start, t.end, t.concept_id))
             roles = self.roles.assign(text, [RoleSpan(t.start, t.end, t.method == "semantic") for t in tags], kind,
-                                      [t.category for t in tags])
+                                      [self._role_category(t.concept_id, t.category) for t in tags])
             tags = [replace(t, role=r) for t, r in zip(tags, roles)]
             needs = None
             if self.needs is not None:
