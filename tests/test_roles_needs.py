@@ -100,6 +100,11 @@ def test_needs_from_an_english_profile(services):
     ("deadline is March 15", "deadline", "2027-03-15"),
     ("每周大概5个小时，线上", "hours_per_week", 5),
     ("社区里来宾很多，中心的三条线都要人", "location", None),  # GeoNames names that are ordinary words here
+    ("线上为主，偶尔需要来一趟机构开个会。", "mode", "hybrid"),
+    ("Mostly online, with the odd visit to the shelter.", "mode", "hybrid"),
+    ("可以视频沟通，也可以来办公室面谈。", "mode", "hybrid"),
+    ("希望春节前做完，大概需要投入30小时。", "total_hours", 30),
+    ("每周投入3小时", "total_hours", None),  # a weekly rate is no total
 ])
 def test_needs_fields(services, text, field, expected):
     value = _needs(services, text)[field]
