@@ -45,6 +45,9 @@ ROLE_CASES = [
     ("我们想找一位社工，每周上门陪伴独居老人。", "request", "psych.social_work_practice", "needed"),
     # a language one speaks is no activity with an object: the talk stays offered (translating it would not)
     ("退休护士，可以用粤语或普通话给街坊做健康讲座。", "volunteer", "health.health_education", "offered"),
+    # "We're a …" describes the organisation up to "and our …", where the problem starts
+    ("We're a small animal rescue in Leeds and our QuickBooks books are a mess.", "request",
+     "finance.accounting_software", "needed"),
 ]
 
 

@@ -170,7 +170,7 @@ _NOT_NEGATION = re.compile(
 _CLAUSE_BREAK = re.compile(
     r"[。！？；;!?\n\r•]|[，,](?=\s*(?:但|但是|不过|可是|而是|只是|反而|却|所以|因此|我们|我|另外|此外|同时|also|but|however|"
     r"though|although|yet|we|i|i'm|i'd|our|they|and\s+we|and\s+i|so|which|who|plus)(?![A-Za-z]))|，|\.(?=\s|$)|"
-    r"(?<![A-Za-z])(?:but|however|though|although|whereas|instead|yet)(?![A-Za-z])|但是|但|不过|可是|而是|只是|反而",
+    r"(?<![A-Za-z])(?:but|however|though|although|whereas|instead|yet)(?![A-Za-z])|(?<![A-Za-z])and(?=\s+our\s)|但是|但|不过|可是|而是|只是|反而",
     re.IGNORECASE,
 )
 
