@@ -43,6 +43,7 @@ ROLE_CASES = [
     ("Happy to run clinical supervision for your case managers once a month.", "volunteer",
      "psych.case_management", "context"),
     ("我们想找一位社工，每周上门陪伴独居老人。", "request", "psych.social_work_practice", "needed"),
+    ("下个月想请人给一线 social workers 做一场创伤知情的培训。", "request", "psych.social_work_practice", "context"),
     # a language one speaks is no activity with an object: the talk stays offered (translating it would not)
     ("退休护士，可以用粤语或普通话给街坊做健康讲座。", "volunteer", "health.health_education", "offered"),
     # "We're a …" describes the organisation up to "and our …", where the problem starts

@@ -212,11 +212,11 @@ _PERSON_EN = re.compile(r"(?:[a-z]{2,}(?:ers?|ors?|ists?|ants?|ees?|ians?|nurses
 def audience_tag(text: str, start: int, end: int) -> bool:
     """Whether the tag at start..end names the people a skill is done for or with (see above)."""
     surface = text[start:end]
-    if re.search(r"[\u4e00-\u9fff]", surface):
-        return bool(_PERSON_ZH.search(surface) and _AUDIENCE_BEFORE_ZH.search(text[max(0, start - 8):start]))
     following = re.match(r"\s+([A-Za-z-]+)", text[end:end + 20])
-    person = bool(_PERSON_EN.search(surface) or (following and _PERSON_EN.search(following.group(1))))
-    return person and bool(_AUDIENCE_BEFORE_EN.search(text[max(0, start - 40):start]))
+    person = bool(_PERSON_ZH.search(surface) or _PERSON_EN.search(surface)
+                  or (following and _PERSON_EN.search(following.group(1))))
+    before = text[max(0, start - 40):start]
+    return person and bool(_AUDIENCE_BEFORE_ZH.search(before.rstrip(" ")) or _AUDIENCE_BEFORE_EN.search(before))
 
 
 @dataclass(frozen=True, slots=True)
