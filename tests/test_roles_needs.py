@@ -109,6 +109,9 @@ def test_needs_from_an_english_profile(services):
     ("可以视频沟通，也可以来办公室面谈。", "mode", "hybrid"),
     ("希望春节前做完，大概需要投入30小时。", "total_hours", 30),
     ("每周投入3小时", "total_hours", None),  # a weekly rate is no total
+    ("项目为期一个季度，每周开一次线上会。", "duration", (3, "month")),
+    ("合作期一年，每月碰一次。", "duration", (1, "year")),
+    ("活动持续三天，需要全程在场。", "mode", "on_site"),
 ])
 def test_needs_fields(services, text, field, expected):
     value = _needs(services, text)[field]

@@ -376,7 +376,7 @@ _ON_SITE = re.compile(
     r"到场|現場|现场|线下|線下|上门|上門|驻场|坐班|到机构|来机构|到我们|来我们|到店|到校|到社区|面对面|当面|當面|实地|"
     r"(?:来|去|到|來)(?:机构|機構|社区|社區|学校|學校|中心|现场|店里|我们这|办公室|辦公室|收容所|园区|医院|村里|营地|"
     r"机构碰|社区里)|来帮忙|过去帮忙|可以过去|来拍|去拍|來拍|出外景|碰面|见面|見面|碰个面|碰一次面|约见|面谈|"
-    r"(?:来|去|跑|过来|过去)(?:一趟|一次|几趟|几次)|"
+    r"(?:来|去|跑|过来|过去)(?:一趟|一次|几趟|几次)|全程在场|需要在场|要在场|"
     r"(?<![A-Za-z])(?:in[\s-]person|on[\s-]?site|at\s+our\s+(?:office|centre|center|clinic|school|site|hall|premises)|"
     r"face[\s-]to[\s-]face|on\s+the\s+ground|come\s+(?:in|to\s+our|to\s+your|to\s+the|along|down)|on\s+location|"
     r"at\s+the\s+venue|at\s+(?:the|our|your|community)\s+(?:centres?|centers?|school|clinic|office|site|venue|hall|library|"
@@ -419,8 +419,8 @@ _TOTAL_HOURS_EN = re.compile(
     re.IGNORECASE,
 )
 _DURATION_ZH = re.compile(
-    r"(?:(?P<pre>为期|為期|持续|持續|周期|週期|历时|大约|大概|预计|预期|约|需要|要|共|总共|跟|陪|做|连续|连着)\s*)?(" + _NUM
-    + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(天|周|週|星期|个月|個月|月|年)(?P<post>左右|时间|的时间|的项目|的周期|的培训|的活动|的工作坊|营|)"
+    r"(?:(?P<pre>为期|為期|持续|持續|周期|週期|历时|大约|大概|预计|预期|约|需要|要|共|总共|跟|陪|做|连续|连着|合作期|服务期|项目期)\s*)?(" + _NUM
+    + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(天|周|週|星期|个月|個月|月|年|季度)(?P<post>左右|时间|的时间|的项目|的周期|的培训|的活动|的工作坊|营|)"
 )
 # An amount of work in hours that is not a rate: "(8–10 hrs)", "approx. 20 hrs over 2 months", "大概10小时的活儿"
 _LOOSE_HOURS = re.compile(
@@ -697,7 +697,7 @@ class NeedsExtractor:
         candidates = []
         for match in _DURATION_ZH.finditer(text):
             unit = {"天": "day", "周": "week", "週": "week", "星期": "week", "个月": "month", "個月": "month", "月": "month",
-                    "年": "year"}[match.group(4)]
+                    "年": "year", "季度": "month"}[match.group(4)]
             if unit == "year" and match.group("pre") in (None, "做", "要", "需要"):
                 continue  # "做了五年", "五年级": years are experience, not an engagement
             if not (match.group("pre") or match.group("post")) and not (unit == "day" and re.match(
@@ -718,6 +718,8 @@ class NeedsExtractor:
             value = _upper_value(match, groups=(2, 3))
             if value is None or value <= 0:
                 continue
+            if match.group(4) == "季度":  # a quarter is three months
+                value *= 3
             candidates.append((match.start(2), value, unit, match))
         for match in _DURATION_EN.finditer(text):
             number = match.group(1) or match.group(4) or match.group(6)
@@ -886,7 +888,7 @@ class NeedsExtractor:
             cut = re.search(r"(?:，|,|让|讓|给|給|用于|用来|以便|方便|并|再|帮助|供|向|把|里|上面|的话|吧|吗)", phrase[2:])
             if cut:
                 phrase = phrase[: 2 + cut.start()]
-            if len(phrase) < 3 or _ZH_PERSON.search(phrase) or re.match(r"(?:一|两|兩|几|\d+\s*)(?:次|个月|個月|周|天|年)", phrase):
+            if len(phrase) < 3 or _ZH_PERSON.search(phrase) or re.match(r"(?:一|两|兩|几|\d+\s*)(?:次|个月|個月|周|天|年|个季度|個季度|季度|个学期|個學期|学期)", phrase):
                 continue
             start = match.start("np")
             candidates.append(_ev(text, start, start + len(phrase)))
