@@ -46,6 +46,13 @@ ROLE_CASES = [
     ("下个月想请人给一线 social workers 做一场创伤知情的培训。", "request", "psych.social_work_practice", "context"),
     # a language one speaks is no activity with an object: the talk stays offered (translating it would not)
     ("退休护士，可以用粤语或普通话给街坊做健康讲座。", "volunteer", "health.health_education", "offered"),
+    # more ways to decline (不打算, 不是, 别找我) and to say someone else already does it (由…负责, 已经定稿)
+    ("这次不打算做公众号，想找人把捐赠人名单整理一下。", "request", "social.wechat_official_account", "declined"),
+    ("我们缺的不是摄影师，而是会剪辑的人。", "request", "media.photography", "declined"),
+    ("我们缺的不是摄影师，而是会剪辑的人。", "request", "media.video_editing", "needed"),
+    ("可以帮忙做账，报税就别找我了。", "volunteer", "finance.tax_filing", "declined"),
+    ("排版由合作的设计公司负责，需要一位会剪视频的志愿者。", "request", "design.layout", "context"),
+    ("年度报告已经定稿了，需要一位会剪视频的志愿者。", "request", "marketing.annual_report", "context"),
     # "We're a …" describes the organisation up to "and our …", where the problem starts
     ("We're a small animal rescue in Leeds and our QuickBooks books are a mess.", "request",
      "finance.accounting_software", "needed"),

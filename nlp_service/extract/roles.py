@@ -37,7 +37,7 @@ _DECLINE_PRE_ZH = _zh(
     "不擅长", "不熟悉", "不太熟悉", "不熟", "不能", "没法", "无法", "没办法", "不方便", "不接", "不做", "不再做",
     "不负责", "不包括", "不包含", "不涉及", "不考虑", "不含", "不找", "并不需要", "没学过", "没做过", "没接触过",
     "没有做过", "除了", "而不是", "而非", "不是找", "不招", "谢绝", "不是要", "要的不是", "我不是", "但不是", "并不是",
-    "不需要再", "不用再", "不需要額外", "不需要", "不用", "我不會", "不會", "暫時不需要", "暂时不考虑", "不考虑",
+    "不是", "不打算", "不安排", "不碰", "别找我", "不接受", "不需要再", "不用再", "不需要額外", "不需要", "不用", "我不會", "不會", "暫時不需要", "暂时不考虑", "不考虑",
 )
 _DECLINE_PRE_EN = _en(
     "not", "no", "don't", "do not", "doesn't", "does not", "didn't", "won't", "will not", "wouldn't", "can't",
@@ -54,7 +54,7 @@ _ORG_PRE_ZH = _zh(
 )
 _HAS_PRE_ZH = _zh(
     "我们提供", "机构提供", "提供", "我们有", "我们已有", "已有", "已经有", "现有", "自有", "自己有", "配有", "配备",
-    "聘请了", "原来的", "之前的", "以前的", "之前请过", "可报销", "能报销", "全额报销", "实报实销", "负责人是", "现场有", "现场已有", "请好了",
+    "聘请了", "原来的", "之前的", "以前的", "之前请过", "可报销", "可以报销", "来自", "能报销", "全额报销", "实报实销", "负责人是", "现场有", "现场已有", "请好了",
     "已请", "也请好了", "有人赞助", "有人包了", "有人负责", "已經有", "已有專職", "我們有", "公司本身就有", "本身就有",
     "都由", "由我们负责", "由我們負責",
 )
@@ -105,7 +105,7 @@ _DECLINE_POST_ZH = _zh(
     "不熟悉", "不是强项", "不是我的强项", "做得一般", "只会求和", "我们自己能做", "我们自己可以", "我们自己会",
     "自己能搞定", "自己搞定", "自己来", "不接", "不做", "不考虑", "不负责", "就算了", "算了", "完全不会", "更是完全不会",
     "生疏了", "生疏", "就不献丑了", "不献丑", "我不碰", "不碰", "别问我", "我不懂", "不懂", "不用操心", "不用管",
-    "不是我的菜", "不太行", "就不要了", "不需要了", "也不需要", "都不用", "都不需要", "不用我们", "暂不考虑",
+    "不是我的菜", "别找我", "也别找我", "不安排", "也不安排", "不打算", "不太行", "就不要了", "不需要了", "也不需要", "都不用", "都不需要", "不用我们", "暂不考虑",
 )
 _DECLINE_POST_EN = _en(
     "not needed", "isn't needed", "is not needed", "aren't needed", "are not needed", "not required",
@@ -121,8 +121,10 @@ _HAS_POST_ZH = _zh(
     "可报销", "能报销", "全包", "包食宿", "有补贴", "我们负责", "机构负责", "已经做好", "做好了", "已完成", "搞定了",
     "已经设计好了", "设计好了", "已经写好了", "写好了", "已经约好了", "约好了", "已经定了", "定好了", "已经定好",
     "有同事在", "日常有同事", "有同事负责", "有人在做", "由我们承担", "我们承担", "已经做过", "做过了", "已經有",
-    "已经请好", "请好了", "已经安排好", "安排好了", "都安排好了", "已经搞定",
+    "已经请好", "请好了", "已经安排好", "安排好了", "都安排好了", "已经搞定", "已经定稿", "定稿了", "已定稿",
 )
+# someone else already does it: "配送由街道的车队负责", "文案和客服都是店长在做"
+_HANDLED_POST_ZH = r"由[^，。；,;]{1,12}?(?:负责|承担|提供|搞定|包了)|都是[^，。；,;]{1,12}?在(?:做|管|弄|负责)"
 _HAS_POST_EN = _en(
     "provided", "will be provided", "is provided", "are provided", "is covered", "are covered", "covered",
     "reimbursed", "is reimbursed", "are reimbursed", "in place", "already done", "taken care of",
@@ -155,6 +157,7 @@ _POST: tuple[tuple[CueType, re.Pattern[str], str], ...] = (
     ("declined", re.compile(_DECLINE_POST_ZH), "any"),
     ("declined", re.compile(_DECLINE_POST_EN, re.IGNORECASE), "any"),
     ("context", re.compile(_HAS_POST_ZH), "any"),
+    ("context", re.compile(_HANDLED_POST_ZH), "any"),
     ("context", re.compile(_HAS_POST_EN, re.IGNORECASE), "any"),
     ("context", re.compile(_ORG_POST_ZH), "request"),
     ("context", re.compile(_ORG_POST_EN, re.IGNORECASE), "request"),
@@ -163,7 +166,7 @@ _POST: tuple[tuple[CueType, re.Pattern[str], str], ...] = (
 _NOT_NEGATION = re.compile(
     r"(?<![A-Za-z])(?:not[\s-]+for[\s-]+profit|not\s+only|not\s+just|no\s+matter|no\s+problem|not\s+sure|nothing\s+but|not\s+least|"
     r"no\s+more\s+than|no\s+later\s+than|no\s+less\s+than|not\s+later\s+than)(?![A-Za-z])|"
-    r"不仅|不只|不光|不但|不错|不少|不断|不同|不定期|不限|不论|无论|不管|不妨|不足|不便宜|不贵|没问题|除了.{0,12}(?:还|也)",
+    r"是不是|不仅|不只|不光|不但|不错|不少|不断|不同|不定期|不限|不论|无论|不管|不妨|不足|不便宜|不贵|没问题|除了.{0,12}(?:还|也)",
     re.IGNORECASE,
 )
 # Clause boundaries: sentence punctuation, Chinese commas and semicolons, and contrast words.
@@ -339,7 +342,7 @@ def _role_in_clause(span: RoleSpan, cues: Iterable[Cue], spans: Sequence[RoleSpa
         nearest = max(before, key=lambda c: (c.end, c.end - c.start))
         pre = nearest.type
         if pre == "base" and any(
-            c.type == "declined" and c.end <= nearest.start and nearest.start - c.end <= 10 for c in before
+            c.type == "declined" and c.start < nearest.start and nearest.start - c.end <= 10 for c in before
         ):
             pre = "declined"  # "don't need", "not looking for", "can't really help with"
     if pre == "declined":
