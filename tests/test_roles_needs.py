@@ -117,6 +117,9 @@ def test_needs_from_an_english_profile(services):
     ("希望春节前做完，大概需要投入30小时。", "total_hours", 30),
     ("每周投入3小时", "total_hours", None),  # a weekly rate is no total
     ("项目为期一个季度，每周开一次线上会。", "duration", (3, "month")),
+    ("每周可投入5小时，周末也行。", "total_hours", None),
+    ("每次大约两小时，一共三次。", "total_hours", None),
+    ("截止日期：2027年3月15日", "deadline", "2027-03-15"),
     ("合作期一年，每月碰一次。", "duration", (1, "year")),
     ("活动持续三天，需要全程在场。", "mode", "on_site"),
 ])

@@ -418,6 +418,8 @@ _TOTAL_HOURS_EN = re.compile(
     r"consultation|call|meeting|class|seminar)",
     re.IGNORECASE,
 )
+# "每周可投入5小时", "每次大概2小时": a rate, not the engagement's total
+_RATE_BEFORE = re.compile(r"(?:每周|每週|每个?星期|一周|每月|每个月|每天|每晚|每次|每节|每场)[^，。；,;]{0,4}$")
 _DURATION_ZH = re.compile(
     r"(?:(?P<pre>为期|為期|持续|持續|周期|週期|历时|大约|大概|预计|预期|约|需要|要|共|总共|跟|陪|做|连续|连着|合作期|服务期|项目期)\s*)?(" + _NUM
     + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(天|周|週|星期|个月|個月|月|年|季度)(?P<post>左右|时间|的时间|的项目|的周期|的培训|的活动|的工作坊|营|)"
@@ -472,6 +474,8 @@ _DATE_EN = re.compile(
     re.IGNORECASE,
 )
 _ZH_DEADLINE_HINT = re.compile(r"前|之前|以前|截止|截至|为止|底前|以内|deadline|交稿|交付|完成|上线|交")
+_ZH_DEADLINE_BEFORE = re.compile(r"(?:截止日期|截止时间|截止|截至|交付日期|交稿日期|最晚|最迟|deadline|ddl|DDL)\s*[：:是为]?\s*$",
+                                 re.IGNORECASE)
 _FESTIVAL = re.compile(r"节|寒假|暑假|开学|学期")
 _ZH_OUTPUTS = (
     "报告|報告|报表|報表|方案|计划|計劃|手册|手冊|教材|课件|課件|网站|網站|首页|主页|小程序|海报|海報|视频|影片|片段|短片|照片|"
@@ -686,7 +690,8 @@ class NeedsExtractor:
 
     def _total_hours(self, text: str) -> tuple[float, Evidence] | None:
         for pattern in (_TOTAL_HOURS_ZH, _TOTAL_HOURS_EN, _LOOSE_HOURS):
-            match = pattern.search(text)
+            match = next((m for m in pattern.finditer(text) if not _RATE_BEFORE.search(text[max(0, m.start() - 6) : m.start()])),
+                         None)
             if match:
                 value = _upper_value(match)
                 if value is not None and 0 < value <= 2000:
@@ -777,7 +782,9 @@ class NeedsExtractor:
                 continue
             low, high = times
             trailing = text[end : end + 4]
-            is_deadline = low == "-inf" or bool(_ZH_DEADLINE_HINT.search(surface + trailing[:2]))
+            leading = text[max(0, start - 8) : start]
+            is_deadline = low == "-inf" or bool(_ZH_DEADLINE_HINT.search(surface + trailing[:2])) or bool(
+                _ZH_DEADLINE_BEFORE.search(leading))
             day = high if is_deadline else low
             if day in ("inf", "-inf"):
                 continue
