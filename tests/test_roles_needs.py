@@ -102,6 +102,17 @@ def test_needs_from_an_english_profile(services):
     assert needs["deliverable"] is None  # volunteers deliver nothing
 
 
+@pytest.mark.parametrize("text,name_en", [
+    ("我们是云南昭通一所村小的支持团队。", "Zhaotong"),  # the province is no city (雲南 is also a town in Japan)
+    ("贵州凯里附近的苗绣合作社想找一位摄影师。", "Kaili"),  # a city GeoNames knows in pinyin only
+    ("在德国斯图加特做汽车工程师。", "Stuttgart"),  # jieba tags it a transliterated name, not a place
+    ("我们在江苏做社区养老。", None),
+])
+def test_location_reads_chinese_admin_names(services, text, name_en):
+    location = _needs(services, text)["location"]
+    assert (location or {}).get("name_en") == name_en
+
+
 @pytest.mark.parametrize("text,field,expected", [
     ("需要一位英语老师给流动儿童上课，为期三个月。", "duration", (3, "month")),
     ("十年外企HR，前五年做招聘。", "duration", None),  # experience, not the engagement's length

@@ -202,7 +202,9 @@ class Gazetteer:
                         continue
                     tag = word_tags.get(candidate) if word_tags is not None else None
                     # jieba tags most cities "ns"; an everyday word (another tag) is kept only for a big city
-                    if tag is not None and not tag.startswith("ns") and not candidate.endswith("市") \
+                    # (proper-noun tags nz / nrt count as names: 斯图加特 is "nrt", a transliteration)
+                    if tag is not None and not tag.startswith("ns") and tag not in ("nz", "nrt") \
+                            and not candidate.endswith("市") \
                             and (population < 1_000_000 or tag[:1] in "mvadpcufr"):
                         continue
                     zh_names.setdefault(candidate, pid)  # most populous city first
@@ -211,6 +213,7 @@ class Gazetteer:
                 en_names.setdefault(en.casefold(), pid)
                 en_names.setdefault(en.replace("’", "'").casefold(), pid)
         by_name = {(p["name_en"], p["country"]): p["id"] for p in reversed(places)}
+        _add_china_admin_names(zh_names, {(name.casefold(), cc): pid for (name, cc), pid in by_name.items()})
         for alias, name in _ALIASES_EN.items():
             pid = en_names.get(name.casefold())
             if pid is not None:
@@ -298,6 +301,50 @@ class Gazetteer:
     def _resolved(self, place: Place) -> Place:
         parent = self._parents.get(place.id)
         return self.places.get(parent, place) if parent else place
+
+
+_MUNICIPALITIES = ("北京", "上海", "天津", "重庆")
+
+
+def _add_china_admin_names(zh_names: dict[str, str], by_name: Mapping[tuple[str, str], str]) -> None:
+    """Chinese administrative names from jionlp's maintained location table.
+
+    A province (云南, 贵州省) is no city: GeoNames gives some of them to foreign towns (雲南 is Unnan in
+    Japan), so they are dropped and the city named after them is found instead (云南昭通 -> 昭通). Cities
+    GeoNames knows only in pinyin (Kaili) get their Chinese name (凯里, 凯里市), matched by pinyin.
+    """
+    try:
+        import jionlp
+    except ImportError:  # the gazetteer still works from GeoNames alone
+        return
+    logging.getLogger().handlers  # jionlp prints a banner on import; nothing else to do here
+    table = jionlp.china_location_loader()
+    for province, body in table.items():
+        names = {province, *_aliases(body)}
+        if not any(name.startswith(m) for name in names for m in _MUNICIPALITIES):
+            for name in names:
+                zh_names.pop(name, None)
+        for city, city_body in body.items():
+            if city.startswith("_") or not isinstance(city_body, dict):
+                continue
+            entries = [(city, city_body)] + [(county, county_body) for county, county_body in city_body.items()
+                                             if not county.startswith("_") and isinstance(county_body, dict)]
+            for full, entry in entries:
+                if not full.endswith("市"):
+                    continue
+                for alias in _aliases(entry):
+                    if len(alias) < 2 or alias in _AMBIGUOUS_ZH:
+                        continue
+                    romanised = re.sub(r"[1-5]", "", "".join(jionlp.pinyin(alias, formater="simple")))
+                    pid = by_name.get((romanised.casefold(), "CN"))
+                    if pid is not None:  # a city GeoNames knows: its Chinese name is a place, whatever jieba says
+                        zh_names[alias] = zh_names.get(alias, pid)
+                        zh_names.setdefault(full, pid)
+
+
+def _aliases(entry: Mapping[str, Any]) -> list[str]:
+    alias = entry.get("_alias")
+    return [alias] if isinstance(alias, str) else [a for a in alias or [] if isinstance(a, str)]
 
 
 def _simplified(name: str) -> str:
