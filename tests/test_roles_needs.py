@@ -92,6 +92,11 @@ def test_needs_from_a_chinese_request(services):
     assert needs["deliverable"]["span"]["surface"] == "一张招募海报"
 
 
+def test_a_workplace_names_no_cause(services):
+    causes = _needs(services, "我在一家三甲医院的信息科上班，下班后可以帮小机构做数据看板，对做养老服务的机构特别有感情。")["causes"]
+    assert [c["id"] for c in causes] == ["elderly"]
+
+
 def test_needs_from_an_english_profile(services):
     text = "Based in Shanghai, 3-5 hours a week, remote. Fluent in Mandarin and English."
     needs = _needs(services, text, "volunteer")
