@@ -138,6 +138,9 @@ def test_location_reads_chinese_admin_names(services, text, name_en):
     ("截止日期：2027年3月15日", "deadline", "2027-03-15"),
     ("合作期一年，每月碰一次。", "duration", (1, "year")),
     ("活动持续三天，需要全程在场。", "mode", "on_site"),
+    ("Calls over Teams, no travel needed.", "mode", "remote"),
+    ("Must be able to attend sessions at our Brixton office.", "mode", "on_site"),
+    ("Mostly remote, but it helps if you can pop into the office now and then.", "mode", "hybrid"),
 ])
 def test_needs_fields(services, text, field, expected):
     value = _needs(services, text)[field]
