@@ -141,6 +141,14 @@ def test_location_reads_chinese_admin_names(services, text, name_en):
     ("Calls over Teams, no travel needed.", "mode", "remote"),
     ("Must be able to attend sessions at our Brixton office.", "mode", "on_site"),
     ("Mostly remote, but it helps if you can pop into the office now and then.", "mode", "hybrid"),
+    ("项目为期半年，线上为主。", "duration", (6, "month")),  # a fractional year is counted in months
+    ("想请一位摄影志愿者来村里住三四天。", "duration", (4, "day")),
+    ("Need an optometrist for 2 days in January.", "duration", (2, "day")),
+    ("We are organising a 3-day state-level teachers' conclave in Bhopal.", "duration", (3, "day")),
+    ("Five years in marketing, now freelance.", "duration", None),
+    ("分几次线上完成，大概需要20小时。", "total_hours", 20),
+    ("需要一位执业律师来现场讲两个小时。", "total_hours", 2),
+    ("每周需要3小时左右。", "total_hours", None),
 ])
 def test_needs_fields(services, text, field, expected):
     value = _needs(services, text)[field]

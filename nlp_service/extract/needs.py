@@ -470,7 +470,7 @@ _TOTAL_HOURS_EN = re.compile(
 # "每周可投入5小时", "每次大概2小时": a rate, not the engagement's total
 _RATE_BEFORE = re.compile(r"(?:每周|每週|每个?星期|一周|每月|每个月|每天|每晚|每次|每节|每场)[^，。；,;]{0,4}$")
 _DURATION_ZH = re.compile(
-    r"(?:(?P<pre>为期|為期|持续|持續|周期|週期|历时|大约|大概|预计|预期|约|需要|要|共|总共|跟|陪|做|连续|连着|合作期|服务期|项目期)\s*)?(" + _NUM
+    r"(?:(?P<pre>为期|為期|持续|持續|周期|週期|历时|大约|大概|预计|预期|约|需要|要|共|总共|跟|陪|做|连续|连着|合作期|服务期|项目期|住|待上|驻点|坚持|至少|最好是)\s*)?(" + _NUM
     + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(天|周|週|星期|个月|個月|月|年|季度)(?P<post>左右|时间|的时间|的项目|的周期|的培训|的活动|的工作坊|营|)"
 )
 # An amount of work in hours that is not a rate: "(8–10 hrs)", "approx. 20 hrs over 2 months", "大概10小时的活儿"
@@ -480,7 +480,7 @@ _LOOSE_HOURS = re.compile(
     r"(?:over|across|in\s+total|total|of\s+work|of\s+your\s+time)\b|"
     r"(?<![每月次场天周週])(" + _NUM + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(?:小时|小時|钟头)(?:左右)?(?:的)?"
     r"(?:活儿|活|工作量|工作|分享|讲座|培训|課|课|workshop|工作坊)|"
-    r"(?:大约|大概|约|總共|一次|做一次)\s*(" + _NUM + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(?:小时|小時|钟头|hours?|hrs?)"
+    r"(?:大约|大概|约|總共|一次|做一次|(?:大约|大概|约|预计)?(?:需要|要)|讲|分享|上)\s*(" + _NUM + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(?:小时|小時|钟头|hours?|hrs?)"
     r"(?!\s*(?:/|a\s+|per\s+|each\s+|every\s+)?\s*(?:week|month|day|周|週|星期|月|天))|"
     r"(?<![每月次场天周週半])(" + _NUM + r")\s*(?:个\s*|個\s*)?(?:小时|小時)左右|"
     r"(?<![A-Za-z])(?:about|around|roughly|approximately)\s+(" + _EN_NUM + r")" + _RANGE + r"\s+(?:hours?|hrs?)\b"
@@ -490,9 +490,10 @@ _LOOSE_HOURS = re.compile(
 _DURATION_EN = re.compile(
     r"(?:for|over|across|lasting|about|around|roughly|approximately|spanning)\s+(?:the\s+next\s+|about\s+|around\s+)?"
     r"(" + _EN_NUM + r")" + _RANGE + r"\s+(days?|weeks?|months?|years?)\b|"
-    r"(?<![A-Za-z0-9])(" + _EN_NUM + r")" + r"[\s-]+(day|week|month|year)s?[\s-]+(?:project|engagement|placement|"
+    r"(?<![A-Za-z0-9])(" + _EN_NUM + r")" + r"[\s-]+(day|week|month|year)s?[\s-]+(?:[A-Za-z'-]+\s+){0,3}?(?:project|engagement|placement|"
     r"commitment|programme|program|contract|assignment|pilot|campaign|secondment|residency|course|workshop|training|"
-    r"event|camp|festival|conference|retreat|bootcamp)|"
+    r"event|camp|festival|conference|retreat|bootcamp|conclave|summit|symposium|fair|exhibition|trip|visit|tour|mission|"
+    r"clinic|drive|sprint|hackathon|internship|programme|series)(?![A-Za-z])|"
     r"(?<![A-Za-z0-9])(" + _EN_NUM + r")\s+(days?)\s+(?:of|on\s+site|in\s+person|in\s+the\s+field)",
     re.IGNORECASE,
 )
@@ -774,6 +775,8 @@ class NeedsExtractor:
                 continue
             if match.group(4) == "季度":  # a quarter is three months
                 value *= 3
+            if unit == "year" and value != int(value):  # 半年 = 6 months, 一年半 = 18 months
+                value, unit = value * 12, "month"
             candidates.append((match.start(2), value, unit, match))
         for match in _DURATION_EN.finditer(text):
             number = match.group(1) or match.group(4) or match.group(6)
@@ -786,7 +789,8 @@ class NeedsExtractor:
             before = text[max(0, start - 24) : start]
             if re.search(r"(?:been|worked|spent|have|had|for\s+the\s+(?:past|last)|experience)\s*\S*\s*$", before, re.I):
                 continue
-            if _EXPERIENCE_AFTER.search(text[match.end() : match.end() + 16]) and match.group(4) is None and match.group(6) is None:
+            if unit_raw in ("month", "year") and _EXPERIENCE_AFTER.search(text[match.end() : match.end() + 16]) and \
+                    match.group(4) is None and match.group(6) is None:
                 continue
             value = parse_number(number) if (match.group(4) or match.group(6)) else _upper_value(match, groups=(1, 2))
             if value is None or value <= 0:
