@@ -56,6 +56,18 @@ ROLE_CASES = [
     # "We're a …" describes the organisation up to "and our …", where the problem starts
     ("We're a small animal rescue in Leeds and our QuickBooks books are a mess.", "request",
      "finance.accounting_software", "needed"),
+    # staff the organisation already has, what it provides, the event it holds, the people served
+    ("我们驿站有两位持证社工和一名护士，想请一位志愿者帮我们记账。", "request", "health.nursing", "context"),
+    ("我们驿站有两位持证社工和一名护士，想请一位志愿者帮我们记账。", "request", "finance.bookkeeping", "needed"),
+    ("希望有一位会剪视频的志愿者。", "request", "media.video_editing", "needed"),
+    ("在药企做项目协调，翻译本身有同事做，我主要管进度。", "volunteer", "lang.written_translation", "context"),
+    ("The clinic provides free legal representation to asylum seekers; we need someone to build a dashboard.",
+     "request", "legal.immigration_law", "context"),
+    ("We are holding a charity bazaar on 12 December and need volunteers to staff the registration desk.",
+     "request", "events.charity_bazaar", "context"),
+    ("We need an event planner to help us plan our first charity bazaar.", "request", "events.charity_bazaar",
+     "needed"),
+    ("退休数学老师，愿为留守儿童提供线上数学辅导。", "volunteer", "psych.left_behind_children", "context"),
 ]
 
 

@@ -58,6 +58,17 @@ _HAS_PRE_ZH = _zh(
     "已请", "也请好了", "有人赞助", "有人包了", "有人负责", "已經有", "已有專職", "我們有", "公司本身就有", "本身就有",
     "都由", "由我们负责", "由我們負責",
 )
+# Staff an organisation (or a volunteer's workplace) already has: "驿站有两位持证社工和一名护士", "还有专职督导",
+# "店里常驻一位手语翻译", "平时拍摄有合作的摄像师" (not "希望有一位…", "需要有…", "没有…")
+_STAFF_PRE_ZH = (r"(?<![望要好想能果若没否])有(?:[一两二三四五六七八九十几\d]+\s*(?:位|名|个|個)|专职|全职|兼职|持证|注册|"
+                 r"专业的|自己的|固定的|合作的|驻场|驻校|常驻)|常驻|配了")
+# A request describing what the organisation does: "The Esperanza Legal Clinic provides free legal representation"
+_ORG_DOES_EN = r"(?<![A-Za-z])(?<!you\s)(?<!who\s)(?<!to\s)(?:provides|offers|delivers)(?![A-Za-z])"
+# An event the organisation holds, for which it needs helpers: "is holding a charity bazaar", "12月19日在南山办一场义卖"
+_HOLDS_EVENT = re.compile(r"(?<!帮我们)(?<!帮忙)(?<!协助)(?<!帮)(?:要办|举办|办一场|将举办|承办)[^，。；,;]{0,6}$|"
+                          r"(?<![A-Za-z])(?:is|are|we're|we\s+are)\s+(?:holding|hosting|running)\s+(?:[A-Za-z0-9'-]+\s+){0,3}$",
+                          re.IGNORECASE)
+EVENT_CATEGORY = "events"
 _ORG_PRE_EN = _en(
     "we are a", "we're a", "we are an", "we're an", "our charity", "our organisation",
     "our organization", "our nonprofit", "our ngo", "our centre", "our center", "our school", "our clinic",
@@ -124,7 +135,8 @@ _HAS_POST_ZH = _zh(
     "已经请好", "请好了", "已经安排好", "安排好了", "都安排好了", "已经搞定", "已经定稿", "定稿了", "已定稿",
 )
 # someone else already does it: "配送由街道的车队负责", "文案和客服都是店长在做"
-_HANDLED_POST_ZH = r"由[^，。；,;]{1,12}?(?:负责|承担|提供|搞定|包了)|都是[^，。；,;]{1,12}?在(?:做|管|弄|负责)"
+_HANDLED_POST_ZH = (r"由[^，。；,;]{1,12}?(?:负责|承担|提供|搞定|包了)|都是[^，。；,;]{1,12}?在(?:做|管|弄|负责)|"
+                    r"有(?:同事|专人|全职|专职|人|合作的)[^，。；,;]{0,8}?(?:负责|在做|做|管|跟)")
 _HAS_POST_EN = _en(
     "provided", "will be provided", "is provided", "are provided", "is covered", "are covered", "covered",
     "reimbursed", "is reimbursed", "are reimbursed", "in place", "already done", "taken care of",
@@ -147,6 +159,8 @@ _PRE: tuple[tuple[CueType, re.Pattern[str], str], ...] = (
     ("context", re.compile(_WORKPLACE_PRE_ZH), "volunteer"),
     ("context", re.compile(_WORKPLACE_PRE_EN, re.IGNORECASE), "volunteer"),
     ("context", re.compile(_HAS_PRE_ZH), "any"),
+    ("context", re.compile(_STAFF_PRE_ZH), "any"),
+    ("context", re.compile(_ORG_DOES_EN, re.IGNORECASE), "request"),
     ("context", re.compile(_HAS_PRE_EN, re.IGNORECASE), "any"),
     ("base", re.compile(_NEED_BASE_ZH), "request"),
     ("base", re.compile(_NEED_BASE_EN, re.IGNORECASE), "request"),
@@ -207,9 +221,11 @@ _AUDIENCE_BEFORE_ZH = re.compile(r"(?:给|为|替|跟着|跟|陪着|陪|向|带�
 _AUDIENCE_BEFORE_EN = re.compile(r"(?<![A-Za-z])(?:(?:for|to|with|train|training|supervise|supervising|support|supporting|"
                                  r"coach|coaching|mentor|mentoring|alongside|from)\s+(?:your|our|the|their|its|a|an)|"
                                  r"(?:your|our|their))\s+(?:[A-Za-z-]+\s+){0,2}$", re.IGNORECASE)
-_PERSON_ZH = re.compile(r"(?:社工|会计|师|员|士|者|家长|们|工人|志愿者|督导|护工|医生|律师|老师)$")
+_PERSON_ZH = re.compile(r"(?:社工|会计|师|员|士|者|家长|们|工人|志愿者|督导|护工|医生|律师|老师|儿童|孩子|老人|长者|青少年|"
+                        r"学生|家庭|妇女|居民|患者|病人|人士)$")
 _PERSON_EN = re.compile(r"(?:[a-z]{2,}(?:ers?|ors?|ists?|ants?|ees?|ians?|nurses?|workers?|staff|team|volunteers?|"
-                        r"managers?|officers?|coordinators?|trustees?|carers?))$", re.IGNORECASE)
+                        r"managers?|officers?|coordinators?|trustees?|carers?|children|kids|families|elders|patients|refugees|students|"
+                        r"women|youth|seniors|adolescents|survivors))$", re.IGNORECASE)
 
 
 def audience_tag(text: str, start: int, end: int) -> bool:
@@ -315,6 +331,11 @@ class RoleAssigner:
         for i, span in enumerate(spans):
             if roles[i] == base and not span.semantic and audience_tag(text, span.start, span.end):
                 roles[i] = "context"
+        if categories is not None and base == "needed":
+            for i, (span, category) in enumerate(zip(spans, categories)):
+                if roles[i] == base and category == EVENT_CATEGORY and not span.semantic and \
+                        _HOLDS_EVENT.search(text[max(0, span.start - 30):span.start]):
+                    roles[i] = "context"  # the organisation's own event: helpers are needed for it, not its planning
         if categories is not None:
             for i, (span, category) in enumerate(zip(spans, categories)):
                 if roles[i] != base or category not in OBJECT_CATEGORIES:
