@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from nlp_service.cli import main
+from nlp_service.errors import GoldDataError
 from nlp_service.evaluation import benchmarks as bm
 from nlp_service.evaluation.gold import GoldItem, GoldLabel, load_gold
 from nlp_service.evaluation.metrics import (
@@ -133,6 +134,20 @@ def test_gold_files_are_valid_and_separate(taxonomy):
     assert not {i.text for i in dev} & {i.text for i in test}
     covered = {taxonomy[c].category for i in everything for c in i.concept_ids}
     assert covered == set(taxonomy.categories)
+
+
+def test_fresh_gold_sets_load_and_name_known_kinds(taxonomy, tmp_path):
+    fresh = sorted((ROOT / "corpus/eval/fresh").glob("*.jsonl"))
+    assert len(fresh) >= 4
+    for path in fresh:
+        items = load_gold(path, taxonomy)
+        assert {i.kind for i in items} == {"request", "volunteer"}
+        assert all(i.needs is not None for i in items)
+    wrong = tmp_path / "kind.jsonl"  # "profile" would silently make the base role a guess
+    wrong.write_text(json.dumps({"id": "1", "lang": "zh", "kind": "profile", "text": "会做账", "labels": []}),
+                     encoding="utf-8")
+    with pytest.raises(GoldDataError, match="'kind' must be one of request, volunteer"):
+        load_gold(wrong, taxonomy)
 
 
 def test_settings_defaults_come_from_the_calibration():

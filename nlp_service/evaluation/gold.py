@@ -13,6 +13,7 @@ from nlp_service.extract.taxonomy import Taxonomy
 from nlp_service.jsonl import JsonLineError, iter_jsonl
 
 LANGS = ("zh", "en", "mixed")
+KINDS = ("request", "volunteer")
 
 
 # Gold texts were written on this day: dates without a year resolve to the next such date from here.
@@ -71,6 +72,8 @@ def load_gold(path: Path, taxonomy: Taxonomy | None = None) -> list[GoldItem]:
         seen.add(raw["id"])
         if raw.get("lang") not in LANGS:
             raise GoldDataError(f"{where}: 'lang' must be one of {', '.join(LANGS)}")
+        if raw.get("kind") is not None and raw["kind"] not in KINDS:
+            raise GoldDataError(f"{where}: 'kind' must be one of {', '.join(KINDS)} (or absent, to infer it)")
         text = raw["text"]
         labels = []
         for label in raw.get("labels", []):
