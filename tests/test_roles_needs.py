@@ -161,6 +161,12 @@ def test_location_reads_chinese_admin_names(services, text, name_en):
     ("分几次线上完成，大概需要20小时。", "total_hours", 20),
     ("需要一位执业律师来现场讲两个小时。", "total_hours", 2),
     ("每周需要3小时左右。", "total_hours", None),
+    ("Hybrid: a few school visits, the rest online. 6 weeks, 5-6 hrs a week.", "duration", (6, "week")),
+    ("Est. 20 hours over the next month. Mostly remote.", "duration", (1, "month")),
+    ("Available for in-person assignments of 1-2 weeks within Uganda.", "duration", (2, "week")),
+    ("Can do roughly one day a week, in person or remote.", "duration", None),  # a rate
+    ("不定期周末到基地拍，一次大概半天。", "duration", None),  # one session's length
+    ("希望线上，每周四小时，先试一个月。", "duration", (1, "month")),
 ])
 def test_needs_fields(services, text, field, expected):
     value = _needs(services, text)[field]

@@ -470,7 +470,7 @@ _TOTAL_HOURS_EN = re.compile(
 # "每周可投入5小时", "每次大概2小时": a rate, not the engagement's total
 _RATE_BEFORE = re.compile(r"(?:每周|每週|每个?星期|一周|每月|每个月|每天|每晚|每次|每节|每场)[^，。；,;]{0,4}$")
 _DURATION_ZH = re.compile(
-    r"(?:(?P<pre>为期|為期|持续|持續|周期|週期|历时|大约|大概|预计|预期|约|需要|要|共|总共|跟|陪|做|连续|连着|合作期|服务期|项目期|住|待上|驻点|坚持|至少|最好是)\s*)?(" + _NUM
+    r"(?:(?P<pre>为期|為期|持续|持續|周期|週期|历时|大约|大概|预计|预期|约|需要|要|共|总共|跟|陪|做|连续|连着|合作期|服务期|项目期|住|待上|驻点|坚持|至少|最好是|先试|试|不超过|别超过|commit)\s*)?(" + _NUM
     + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(天|周|週|星期|个月|個月|月|年|季度)(?P<post>左右|时间|的时间|的项目|的周期|的培训|的活动|的工作坊|营|)"
 )
 # An amount of work in hours that is not a rate: "(8–10 hrs)", "approx. 20 hrs over 2 months", "大概10小时的活儿"
@@ -494,7 +494,12 @@ _DURATION_EN = re.compile(
     r"commitment|programme|program|contract|assignment|pilot|campaign|secondment|residency|course|workshop|training|"
     r"event|camp|festival|conference|retreat|bootcamp|conclave|summit|symposium|fair|exhibition|trip|visit|tour|mission|"
     r"clinic|drive|sprint|hackathon|internship|programme|series)(?![A-Za-z])|"
-    r"(?<![A-Za-z0-9])(" + _EN_NUM + r")\s+(days?)\s+(?:of|on\s+site|in\s+person|in\s+the\s+field)",
+    r"(?<![A-Za-z0-9])(" + _EN_NUM + r")\s+(days?)\s+(?:of|on\s+site|in\s+person|in\s+the\s+field)|"
+    # "over the next month", "assignments of 1-2 weeks", "6 weeks, 5-6 hrs a week" (a length on its own)
+    r"(?:over|for|within|in)\s+the\s+(?:next|coming)\s+(month|week|year)\b|"
+    r"(?:assignments?|placements?|projects?|stints?|trips?|engagements?)\s+of\s+(?:about\s+|around\s+)?(" + _EN_NUM
+    + r")" + _RANGE + r"\s+(days?|weeks?|months?)\b|"
+    r"(?:^|(?<=[.;:!?\n])\s*)(" + _EN_NUM + r")" + _RANGE + r"\s+(weeks?|months?)(?=\s*[,.;](?:\s|$))",
     re.IGNORECASE,
 )
 _EXPERIENCE_BEFORE = re.compile(
@@ -770,6 +775,8 @@ class NeedsExtractor:
                 continue
             if re.search(r"每\s*$|每个\s*$", text[max(0, match.start(2) - 2) : match.start(2)]):
                 continue
+            if re.search(r"(?:一次|每次|每回|一回|每场|一场)\s*(?:大概|大约|约|是)?\s*$", text[max(0, match.start(2) - 6) : match.start(2)]):
+                continue  # "一次大概半天": the length of one session, not of the engagement
             value = _upper_value(match, groups=(2, 3))
             if value is None or value <= 0:
                 continue
@@ -779,8 +786,21 @@ class NeedsExtractor:
                 value, unit = value * 12, "month"
             candidates.append((match.start(2), value, unit, match))
         for match in _DURATION_EN.finditer(text):
+            if match.group(8):  # "over the next month"
+                candidates.append((match.start(), 1.0, match.group(8).lower(), match))
+                continue
+            if match.group(9) or match.group(12):  # "assignments of 1-2 weeks", "6 weeks, ..."
+                first, unit_group = (9, 11) if match.group(9) else (12, 14)
+                value = _upper_value(match, groups=(first, first + 1))
+                unit_raw = match.group(unit_group).lower().rstrip("s")
+                if value and unit_raw in DURATION_UNITS:
+                    start = match.start(first)
+                    candidates.append((start, value, unit_raw, match))
+                continue
             number = match.group(1) or match.group(4) or match.group(6)
             unit_raw = (match.group(3) or match.group(5) or match.group(7) or "").lower().rstrip("s")
+            if re.match(r"\s*(?:a|per|each|every)\s+(?:week|month|fortnight)", text[match.end():match.end() + 16], re.I):
+                continue  # "one day a week" is a rate
             if unit_raw == "year" and match.group(1):
                 continue  # "for six years": experience far more often than an engagement
             if unit_raw not in DURATION_UNITS:
@@ -799,7 +819,8 @@ class NeedsExtractor:
         if not candidates:
             return None
         start, value, unit, match = min(candidates, key=lambda c: c[0])
-        return (value, unit, _ev(text, match.start(), match.end()))
+        lead = len(match.group(0)) - len(match.group(0).lstrip())
+        return (value, unit, _ev(text, match.start() + lead, match.end()))
 
     def _dates(self, text: str, reference: dt.date) -> tuple[tuple[str, Evidence] | None, tuple[tuple[str, Evidence], ...]]:
         deadline: tuple[str, Evidence] | None = None
