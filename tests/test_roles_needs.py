@@ -104,6 +104,18 @@ def test_needs_from_a_chinese_request(services):
     assert needs["deliverable"]["span"]["surface"] == "一张招募海报"
 
 
+@pytest.mark.parametrize("text,surface", [
+    # a declined thing or the organisation's own description is no deliverable
+    ("We do NOT need a new logo or brand identity. What we need is a 20-page annual report written up from our "
+     "field notes.", "a 20-page annual report"),
+    ("我们是新加坡一个服务migrant workers的volunteer group，想找人帮忙draft a simple privacy policy。",
+     "a simple privacy policy"),
+    ("We DO need a lawyer to look over our fiscal sponsorship agreement and draft simple bylaws.", "simple bylaws"),
+])
+def test_deliverable_is_what_is_asked_for(services, text, surface):
+    assert _needs(services, text)["deliverable"]["span"]["surface"] == surface
+
+
 def test_a_workplace_names_no_cause(services):
     causes = _needs(services, "我在一家三甲医院的信息科上班，下班后可以帮小机构做数据看板，对做养老服务的机构特别有感情。")["causes"]
     assert [c["id"] for c in causes] == ["elderly"]

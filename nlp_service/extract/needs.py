@@ -537,11 +537,11 @@ _ZH_OUTPUTS = (
     "相片|推文|文案|稿子|发布稿|新闻稿|稿|清单|清單|流程|制度|机制|機制|章程|模板|表格|系统|系統|工具|入口|页面|logo|LOGO|VI|"
     "策略|指南|册子|长图|長圖|年报|简报|问卷|数据库|看板|dashboard|字幕|记录|紀錄|地图|课程|課程|规划|規劃|预算|预算表|"
     "协议|合同|政策|办法|规则|卖场|賣場|账号|公众号|排班表|名单|名單|文件|材料|折页|传单|易拉宝|展板|绘本|动画|宣传片|"
-    "纪录片|app|App|APP|strategy|proposal|report|plan|website"
+    "纪录片|领养照|图表|台账|报表|app|App|APP|strategy|proposal|report|plan|website"
 )
 _ZH_PERSON = re.compile(r"志愿者|志願者|老师|老師|顾问|顧問|律师|律師|人$|者$|师$|師$|员$|員$|壮丁|人手|小时|小時|"
                         r"周[一二三四五六日末]|週[一二三四五六日末]|上午|下午|晚上|机构|機構|组织|組織|团体|團體|"
-                        r"center|centre|中心$|小组$")
+                        r"center|centre|中心$|小组$|团$|團$|团队$|群$|(?<![A-Za-z])(?:group|team|network|community)$")
 # "一张招募海报", "12 篇公众号推文", "一份 communications strategy": a counted thing
 _DELIVERABLE_ZH_COUNTED = re.compile(
     r"(?P<np>(?:一|两|兩|几|幾|一些|一整|(?<!\d)\d+\s*)(?:个|個|套|份|本|张|張|支|篇|部|版|款|组|組|期|段|条|條|封|幅|批|系列)"
@@ -560,7 +560,9 @@ _EN_OUTPUTS = (
     r"handbooks?|manuals?|rotas?|tools?|dashboards?|databases?|spreadsheets?|templates?|toolkits?|guides?|"
     r"summar(?:y|ies)|decks?|presentations?|curricul(?:um|a)|maps?|surveys?|questionnaires?|budgets?|"
     r"one-pagers?|infographics?|banners?|menus?|scripts?|lesson\s+plans?|workbooks?|frameworks?|checklists?|"
-    r"playbooks?|reviews?|audits?|translations?|transcripts?|mini\s+programs?|forms?|letters?|booklets?"
+    r"playbooks?|reviews?|audits?|translations?|transcripts?|mini\s+programs?|forms?|letters?|booklets?|bylaws|"
+    r"constitutions?|concept\s+notes?|calendars?|job\s+descriptions?|"
+    r"recommendations|videos?|workbooks?"
 )
 _DELIVERABLE_EN = re.compile(
     r"(?<![A-Za-z])(?P<np>(?:(?:a|an|one|two|three|four|five|six|eight|ten|twelve|some|(?<!\d)\d+|around\s+\d+|about\s+\d+|"
@@ -983,6 +985,13 @@ class NeedsExtractor:
             group = "np" if match.group("np") else "np2"
             start, end = match.start(group), match.end(group)
             candidates.append(_ev(text, start, end))
+        if candidates:
+            # what the request asks for, not what it declines or already has ("We do NOT need a new logo",
+            # "我们是一个服务…的志愿者团体"): the tag-role rules read the candidates like tags
+            from nlp_service.extract.roles import RoleAssigner, RoleSpan
+
+            roles = RoleAssigner().assign(text, [RoleSpan(c.start, c.end) for c in candidates], "request")
+            candidates = [c for c, role in zip(candidates, roles) if role == "needed"]
         later = [c for c in candidates if c.start >= after] or candidates
         return min(later, key=lambda c: (c.start, -(c.end - c.start))) if later else None
 
