@@ -68,6 +68,9 @@ ROLE_CASES = [
     ("We need an event planner to help us plan our first charity bazaar.", "request", "events.charity_bazaar",
      "needed"),
     ("退休数学老师，愿为留守儿童提供线上数学辅导。", "volunteer", "psych.left_behind_children", "context"),
+    # "looking for a <person>" asks for that person; it is no audience
+    ("Looking for a photographer who loves dogs!", "request", "media.photography", "needed"),
+    ("想找会拍照的朋友帮猫咪拍领养照（不会修图也没关系！）", "request", "media.photography", "needed"),
 ]
 
 

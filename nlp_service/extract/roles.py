@@ -185,7 +185,7 @@ _NOT_NEGATION = re.compile(
 )
 # Clause boundaries: sentence punctuation, Chinese commas and semicolons, and contrast words.
 _CLAUSE_BREAK = re.compile(
-    r"[。！？；;!?\n\r•]|[，,](?=\s*(?:但|但是|不过|可是|而是|只是|反而|却|所以|因此|我们|我|另外|此外|同时|also|but|however|"
+    r"[。！？；;!?\n\r•（]|[，,](?=\s*(?:但|但是|不过|可是|而是|只是|反而|却|所以|因此|我们|我|另外|此外|同时|also|but|however|"
     r"though|although|yet|we|i|i'm|i'd|our|they|and\s+we|and\s+i|so|which|who|plus)(?![A-Za-z]))|，|\.(?=\s|$)|"
     r"(?<![A-Za-z])(?:but|however|though|although|whereas|instead|yet)(?![A-Za-z])|(?<![A-Za-z])and(?=\s+our\s)|但是|但|不过|可是|而是|只是|反而",
     re.IGNORECASE,
@@ -218,7 +218,8 @@ def workplace_spans(text: str) -> list[tuple[int, int]]:
 # or the surface and the next word: "【community health】 workers") right after the recipient cue.
 _AUDIENCE_BEFORE_ZH = re.compile(r"(?:给|为|替|跟着|跟|陪着|陪|向|带着|带领|面向|我们的|机构的|我们|咱们)"
                                  r"[^，。；！？,.;!?\n找招请聘需要缺当做是]{0,4}$")
-_AUDIENCE_BEFORE_EN = re.compile(r"(?<![A-Za-z])(?:(?:for|to|with|train|training|supervise|supervising|support|supporting|"
+_AUDIENCE_BEFORE_EN = re.compile(r"(?<![A-Za-z])(?:(?:(?<!looking\s)(?<!searching\s)(?<!asking\s)(?<!calling\s)(?<!hiring\s)"
+                                 r"(?<!recruiting\s)(?<!appeal\s)(?<!call\s)(?<!search\s)(?<!ask\s)(?<!look\s)for|to|with|train|training|supervise|supervising|support|supporting|"
                                  r"coach|coaching|mentor|mentoring|alongside|from)\s+(?:your|our|the|their|its|a|an)|"
                                  r"(?:your|our|their))\s+(?:[A-Za-z-]+\s+){0,2}$", re.IGNORECASE)
 _PERSON_ZH = re.compile(r"(?:社工|会计|师|员|士|者|家长|们|工人|志愿者|督导|护工|医生|律师|老师|儿童|孩子|老人|长者|青少年|"
