@@ -70,6 +70,14 @@ ROLE_CASES = [
     ("退休数学老师，愿为留守儿童提供线上数学辅导。", "volunteer", "psych.left_behind_children", "context"),
     # "looking for a <person>" asks for that person; it is no audience
     ("Looking for a photographer who loves dogs!", "request", "media.photography", "needed"),
+    ("团队里有专职设计师，物料、海报都是自己做。想找会做数据可视化的伙伴。", "request", "design.poster", "context"),
+    ("合同审核有理事会的律师把关，想请一位HR前辈帮我们搭一套绩效考核办法。", "request", "legal.contract_review", "context"),
+    ("Our case managers and social workers already track every client; we need someone to clean up the "
+     "spreadsheets.", "request", "psych.social_work_practice", "context"),
+    ("MindSpace is a small mental health charity running peer support groups. We need a WordPress developer.",
+     "request", "psych.group_work", "context"),
+    ("One of our members is a keen photographer. What we need is someone to take over our Instagram.", "request",
+     "media.photography", "context"),
     ("想找会拍照的朋友帮猫咪拍领养照（不会修图也没关系！）", "request", "media.photography", "needed"),
 ]
 

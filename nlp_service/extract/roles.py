@@ -77,6 +77,14 @@ _ORG_PRE_EN = _en(
     "for people with", "beneficiaries", "our clients", "last year", "previously", "used to", "we had",
     "we've had", "in the past", "mainly do", "mostly do",
 )
+# What the organisation runs and who in it already does what: "a small mental health charity running peer support
+# groups", "one of our members is a keen photographer", "our chair has written plenty of these"
+_ORG_RUNS_EN = (r"(?:(?<=charity\s)|(?<=nonprofit\s)|(?<=organisation\s)|(?<=organization\s)|(?<=ngo\s)|(?<=NGO\s)|"
+                r"(?<=centre\s)|(?<=center\s)|(?<=clinic\s)|(?<=group\s)|(?<=network\s)|(?<=service\s)|(?<=trust\s))"
+                r"(?:running|that\s+runs|which\s+runs|offering|providing|delivering)(?![A-Za-z])|"
+                r"(?<![A-Za-z])(?:one\s+of\s+)?our\s+(?:own\s+)?(?:members?|volunteers?|staff|team|trustees?|board|chair|"
+                r"director|founder|ceo|manager|coordinator)\s+(?:is|are|has|have|does|do|handles?|runs?|covers?|writes?|"
+                r"already)(?![A-Za-z])")
 # A volunteer's employer or day job is background, not the skill they offer ("在一家做认知症照护的社会企业负责员工培训").
 _WORKPLACE_PRE_ZH = _zh("在一家", "在某", "目前在一家", "现在在一家", "就职于", "任职于")
 _WORKPLACE_PRE_EN = _en("day job is", "day job", "my employer", "i work at", "i work for", "works at", "employed at",
@@ -133,15 +141,19 @@ _HAS_POST_ZH = _zh(
     "已经设计好了", "设计好了", "已经写好了", "写好了", "已经约好了", "约好了", "已经定了", "定好了", "已经定好",
     "有同事在", "日常有同事", "有同事负责", "有人在做", "由我们承担", "我们承担", "已经做过", "做过了", "已經有",
     "已经请好", "请好了", "已经安排好", "安排好了", "都安排好了", "已经搞定", "已经定稿", "定稿了", "已定稿",
+    "都是自己做", "都是我们自己做", "都是自己做的", "外包给了", "外包给", "外包了", "已经外包", "交给了",
 )
 # someone else already does it: "配送由街道的车队负责", "文案和客服都是店长在做"
 _HANDLED_POST_ZH = (r"由[^，。；,;]{1,12}?(?:负责|承担|提供|搞定|包了)|都是[^，。；,;]{1,12}?在(?:做|管|弄|负责)|"
-                    r"有(?:同事|专人|全职|专职|人|合作的)[^，。；,;]{0,8}?(?:负责|在做|做|管|跟)")
+                    r"有(?:同事|专人|全职|专职|人|合作的)[^，。；,;]{0,8}?(?:负责|在做|做|管|跟)|有[^，。；,;]{1,10}?把关")
 _HAS_POST_EN = _en(
     "provided", "will be provided", "is provided", "are provided", "is covered", "are covered", "covered",
     "reimbursed", "is reimbursed", "are reimbursed", "in place", "already done", "taken care of",
     "is handled", "in-house", "on staff", "already designed", "already written", "already booked",
     "already sorted", "is already", "are already", "done by our", "handled by", "by our agency",
+    "already track", "already tracks", "already handle", "already handles", "already cover", "already covers",
+    "already run", "already runs", "already do", "already does", "already manage", "already manages",
+    "have the coding covered", "have that covered", "have it covered", "covered in-house",
 )
 _ORG_POST_ZH = _zh("机构", "中心", "学校", "协会", "基金会", "社团", "工作室", "服务站", "公益组织", "社会组织", "组织",
                    "项目")
@@ -161,6 +173,7 @@ _PRE: tuple[tuple[CueType, re.Pattern[str], str], ...] = (
     ("context", re.compile(_HAS_PRE_ZH), "any"),
     ("context", re.compile(_STAFF_PRE_ZH), "any"),
     ("context", re.compile(_ORG_DOES_EN, re.IGNORECASE), "request"),
+    ("context", re.compile(_ORG_RUNS_EN, re.IGNORECASE), "request"),
     ("context", re.compile(_HAS_PRE_EN, re.IGNORECASE), "any"),
     ("base", re.compile(_NEED_BASE_ZH), "request"),
     ("base", re.compile(_NEED_BASE_EN, re.IGNORECASE), "request"),
