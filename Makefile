@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MODEL := models/use-multilingual-v3
+REFINER := models/role-refiner
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -31,7 +32,7 @@ browser:
 	if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 	  echo "ERROR: /usr/bin/chromium or /usr/bin/chromedriver is still missing after apt-get install" >&2; exit 1; fi
 
-setup: $(STAMP) $(MODEL)/modules.json index
+setup: $(STAMP) $(MODEL)/modules.json $(REFINER)/meta.json index
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,7 +43,14 @@ $(STAMP): pyproject.toml
 $(MODEL)/modules.json: $(STAMP)
 	$(BIN)/nlp-service prepare-model --target $(MODEL)
 
-index: $(STAMP) $(MODEL)/modules.json
+# The learned correction of the rule roles, trained on the dev and fresh gold sets (never the test part);
+# retrained when the rules, the tagger, the taxonomy or those gold files change.
+$(REFINER)/meta.json: $(STAMP) $(MODEL)/modules.json nlp_service/extract/roles.py nlp_service/extract/tagger.py \
+		nlp_service/extract/role_model.py corpus/eval/dev.jsonl $(wildcard corpus/eval/fresh/*.jsonl) \
+		$(wildcard corpus/taxonomy/concepts/*.jsonl)
+	$(BIN)/nlp-service train-roles
+
+index: $(STAMP) $(MODEL)/modules.json $(REFINER)/meta.json
 	$(BIN)/nlp-service rebuild --if-missing
 
 clean-index:

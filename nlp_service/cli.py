@@ -428,6 +428,10 @@ def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, comp
                f"declined/context leaked as offered/needed: {roles['leaks']} of {roles['guarded_concepts']}")
     for focus, row in sorted(roles["by_focus"].items()):
         click.echo(f"  {focus:<11} {row['texts']:>4} texts  leaks {row['leaks']} of {row['guarded']}")
+    baseline = results.get("roles_rules_only")
+    if baseline is not None:
+        click.echo(f"roles, rules alone (without the role refiner): accuracy {baseline['accuracy']:.3f}; leaked "
+                   f"{baseline['leaks']} of {baseline['guarded_concepts']}; tag F1 {results['concept_rules_only']['f1']:.3f}")
     if "needs" in results:
         rows = [(f, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
                 for f, m in results["needs"]["per_field"].items()]
@@ -553,6 +557,61 @@ def calibrate(obj: Context, gold_file: Path, out_dir: Path, low: float, high: fl
         click.echo(f"{lang}: best threshold {best['threshold']:.2f}  P {best['precision']:.3f}  "
                    f"R {best['recall']:.3f}  F1 {best['f1']:.3f}  ({data['items']} texts)")
     click.echo("set NLP_SERVICE_SEMANTIC_THRESHOLD_ZH / _EN, or the defaults in nlp_service/settings.py, to these")
+
+
+@main.command("train-roles")
+@click.option("--gold", "gold_files", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
+              help="Gold files to train on (repeatable). Default: corpus/eval/dev.jsonl and corpus/eval/fresh/*.jsonl; "
+                   "never the test part.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write the refiner folder. Default: the role_model_path setting (models/role-refiner).")
+@click.option("--c", "c", default=3.0, show_default=True, type=click.FloatRange(min=1e-4),
+              help="Inverse regularisation strength of the logistic regression.")
+@click.option("--rule-weight", default=0.3, show_default=True, type=click.FloatRange(min=0.0),
+              help="Scale of the rule-role features.")
+@click.option("--if-missing", is_flag=True, help="Do nothing when a refiner that fits the embedder and rules exists.")
+@click.pass_obj
+def train_roles(obj: Context, gold_files: tuple[Path, ...], out_dir: Path | None, c: float, rule_weight: float,
+                if_missing: bool) -> None:
+    """Train the role refiner: a learned correction of the rule-based tag roles, from gold files.
+
+    \b
+    Example:
+      nlp-service train-roles
+      nlp-service train-roles --gold corpus/eval/dev.jsonl --out /tmp/role-refiner
+    """
+    from tqdm import tqdm
+
+    from nlp_service.evaluation.role_training import default_training_files, train_role_refiner
+
+    try:
+        services = obj.services(role_refiner=False)
+        target = out_dir or services.settings.role_model_path
+        if if_missing and _refiner_fits(target, services):
+            click.echo(f"role refiner in {target} is current")
+            return
+        files = list(gold_files) or default_training_files()
+        with tqdm(desc="tagging gold texts", unit="text", file=sys.stderr) as bar:
+            refiner = train_role_refiner(services, files, c=c, rule_weight=rule_weight, progress=bar.update)
+        refiner.save(target)
+    except NlpServiceError as exc:
+        raise _fail(exc) from exc
+    cv = refiner.meta["cross_validation"]
+    click.echo(f"wrote {target}: {refiner.meta['instances']} tags from {len(files)} gold files")
+    if cv["tag_accuracy_refiner"] is not None:
+        click.echo(f"{cv['folds']}-fold cross-validated tag-role accuracy: rules {cv['tag_accuracy_rules']:.3f}, "
+                   f"refiner {cv['tag_accuracy_refiner']:.3f}; declined/context tags leaked as offered/needed: "
+                   f"rules {cv['leaks_rules']}, refiner {cv['leaks_refiner']}")
+
+
+def _refiner_fits(target: Path, services) -> bool:
+    from nlp_service.extract.role_model import RoleModelError, RoleRefiner
+
+    try:
+        RoleRefiner.load(target, services.embedder.embed, embedder_name=services.embedder.name)
+    except RoleModelError:
+        return False
+    return True
 
 
 @main.command()

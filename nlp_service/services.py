@@ -27,9 +27,10 @@ from nlp_service.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def analysis_version(taxonomy: Taxonomy, settings: Settings) -> str:
+def analysis_version(taxonomy: Taxonomy, settings: Settings, refiner: str | None = None) -> str:
     """The taxonomy version plus a hash of the extraction code and its data (roles, needs, tagger, causes,
-    semantic thresholds): stored analyses are reused only while all of these are unchanged."""
+    semantic thresholds, the role refiner's weights): stored analyses are reused only while all of these are
+    unchanged."""
     import nlp_service.extract.needs as needs_module
     import nlp_service.extract.roles as roles_module
     import nlp_service.extract.tagger as tagger_module
@@ -39,6 +40,7 @@ def analysis_version(taxonomy: Taxonomy, settings: Settings) -> str:
         digest.update(Path(module.__file__).read_bytes())
     digest.update(Path(settings.causes_file).read_bytes())
     digest.update(repr((settings.semantic_tags, settings.semantic_threshold_zh, settings.semantic_threshold_en)).encode())
+    digest.update(f"refiner:{refiner}".encode())
     return f"{taxonomy.full_version}+extract-{digest.hexdigest()[:12]}"
 
 
@@ -61,7 +63,8 @@ class Services:
             )
             self._save_label_vectors(semantic.label_vectors)
         self.needs = NeedsExtractor(self._gazetteer(), load_causes(settings.causes_file))
-        self.tagger = TaxonomyTagger(self.taxonomy, self.segmenter, semantic, needs=self.needs)
+        self.tagger = TaxonomyTagger(self.taxonomy, self.segmenter, semantic, needs=self.needs,
+                                     refiner=self._role_refiner())
         self.store = IndexStore(settings.index_dir)
         self.matcher = Matcher(
             self.tagger, self.embedder, tag_weight=settings.tag_weight, candidate_pool=settings.candidate_pool,
@@ -101,7 +104,8 @@ class Services:
 
     @property
     def analysis_version(self) -> str:
-        return analysis_version(self.taxonomy, self.settings)
+        refiner = self.tagger.refiner
+        return analysis_version(self.taxonomy, self.settings, refiner.fingerprint if refiner is not None else None)
 
     def writer(self) -> DocumentWriter:
         return DocumentWriter(self.analyzer)
@@ -196,6 +200,21 @@ class Services:
                                        word_tags=self.segmenter.word_tags())
 
     # Label embeddings take seconds to compute; cache them per model and taxonomy version.
+    def _role_refiner(self):
+        from nlp_service.extract.role_model import RoleModelError, RoleRefiner
+
+        path = Path(self.settings.role_model_path)
+        if not self.settings.role_refiner or not (path / "meta.json").is_file():
+            return None
+        try:
+            refiner = RoleRefiner.load(path, self.embedder.embed, embedder_name=self.embedder.name)
+        except RoleModelError as exc:
+            logger.warning("tag roles from the rules alone: %s", exc)
+            return None
+        logger.info("role refiner from %s (%s tags of %s gold files)", path, refiner.meta.get("instances"),
+                    len(refiner.meta.get("trained_on", [])))
+        return refiner
+
     def _label_cache_path(self) -> Path:
         key = f"{self.embedder.name}|{self.embedder.dimension}|{self.taxonomy.full_version}"
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]

@@ -38,6 +38,10 @@ class Settings:
     semantic_threshold_zh: float = 0.64
     semantic_threshold_en: float = 0.80
     semantic_tags: bool = True
+    # The learned correction of the rule roles (`nlp-service train-roles`); used when the folder exists and
+    # matches the embedder and the rules, otherwise the rules alone decide (with a warning in the log).
+    role_model_path: Path = Path("models/role-refiner")
+    role_refiner: bool = True
     # Ranking: final score = (1 - tag_weight) * cosine + tag_weight * skill overlap.
     tag_weight: float = 0.25
     candidate_pool: int = 100

@@ -33,6 +33,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         model_path=ROOT / "models" / "use-multilingual-v3",
         cache_dir=ROOT / "var" / "cache",
         feedback_db=work / "feedback.sqlite",
+        role_model_path=ROOT / "models" / "role-refiner",  # trained by the set-up command (make setup)
     )
 
 

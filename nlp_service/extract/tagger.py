@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import asdict, dataclass, replace
-from typing import Literal, Sequence
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from nlp_service.extract.roles import MATCHING_ROLES, SPOKEN_LANGUAGE, Role, Rol
 from nlp_service.extract.segment import BilingualSegmenter, Lang, Token, detect_language
 from nlp_service.extract.taxonomy import Concept, Taxonomy
 from nlp_service.index.embedder import Embedder
+
+if TYPE_CHECKING:
+    from nlp_service.extract.role_model import RoleRefiner
 
 logger = logging.getLogger(__name__)
 
@@ -276,8 +279,10 @@ class TaxonomyTagger:
         *,
         roles: RoleAssigner | None = None,
         needs: NeedsExtractor | None = None,
+        refiner: "RoleRefiner | None" = None,
     ) -> None:
         self.taxonomy = taxonomy
+        self.refiner = refiner  # a learned correction of the rule roles (nlp_service.extract.role_model)
         self.segmenter = segmenter
         self.lexical = LexicalTagger(taxonomy, segmenter)
         self.semantic = semantic
@@ -293,17 +298,31 @@ class TaxonomyTagger:
                 return SPOKEN_LANGUAGE
         return category
 
+    def _refine(self, texts: Sequence[str], kinds: Sequence[str | None], tag_lists: list[list[Tag]],
+                refiner: "RoleRefiner") -> list[list[Tag]]:
+        from nlp_service.extract.role_model import RoleInstance
+        from nlp_service.extract.roles import clauses, infer_kind
+
+        instances = []
+        for text, kind, tags in zip(texts, kinds, tag_lists):
+            spans = clauses(text) if tags else []
+            kind = kind or infer_kind(text)
+            instances += [RoleInstance.of(text, kind, t.start, t.end, t.role, spans) for t in tags]
+        refined = iter(refiner.predict(instances))
+        return [[replace(t, role=next(refined)) for t in tags] for tags in tag_lists]
+
     def tag(self, text: str, kind: str | None = None, *, meta: dict | None = None,
-            reference: dt.date | None = None, semantic: bool = True) -> TaggedText:
-        return self.tag_many([text], [kind], metas=[meta], reference=reference, semantic=semantic)[0]
+            reference: dt.date | None = None, semantic: bool = True, refine: bool = True) -> TaggedText:
+        return self.tag_many([text], [kind], metas=[meta], reference=reference, semantic=semantic, refine=refine)[0]
 
     def tag_many(self, texts: Sequence[str], kinds: Sequence[str | None] | None = None, *,
                  metas: Sequence[dict | None] | None = None, reference: dt.date | None = None,
-                 semantic: bool = True) -> list[TaggedText]:
+                 semantic: bool = True, refine: bool = True) -> list[TaggedText]:
         """Tags with roles (and needs, when a needs extractor is set) for each text.
 
         ``kinds`` ("volunteer" / "request" / None to infer) set the base role; ``metas`` are explicit document
-        metadata that win over extracted needs; ``semantic=False`` skips the clause embeddings.
+        metadata that win over extracted needs; ``semantic=False`` skips the clause embeddings;
+        ``refine=False`` keeps the rule roles even when a role refiner is set.
         """
         kinds = list(kinds) if kinds is not None else [None] * len(texts)
         metas = list(metas) if metas is not None else [None] * len(texts)
@@ -320,12 +339,16 @@ class TaxonomyTagger:
                 block = vectors[row : row + len(clauses)]
                 row += len(clauses)
                 semantic_tags[number] = self.semantic.tag_clauses(text, clauses, block, lexical[number])
-        results = []
-        for text, kind, meta, tokens, lex, sem in zip(texts, kinds, metas, token_lists, lexical, semantic_tags):
+        tag_lists = []
+        for text, kind, lex, sem in zip(texts, kinds, lexical, semantic_tags):
             tags = sorted(lex + sem, key=lambda t: (t.start, t.end, t.concept_id))
             roles = self.roles.assign(text, [RoleSpan(t.start, t.end, t.method == "semantic") for t in tags], kind,
                                       [self._role_category(t.concept_id, t.category) for t in tags])
-            tags = [replace(t, role=r) for t, r in zip(tags, roles)]
+            tag_lists.append([replace(t, role=r) for t, r in zip(tags, roles)])
+        if self.refiner is not None and refine:
+            tag_lists = self._refine(texts, kinds, tag_lists, self.refiner)
+        results = []
+        for text, kind, meta, tokens, tags in zip(texts, kinds, metas, token_lists, tag_lists):
             needs = None
             if self.needs is not None:
                 boundaries = {t.start for t in tokens} | {t.end for t in tokens}

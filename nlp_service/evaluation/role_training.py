@@ -1,0 +1,65 @@
+"""Training data and training for the role refiner (nlp_service.extract.role_model) from gold files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from nlp_service.errors import GoldDataError
+from nlp_service.evaluation.gold import REFERENCE_DATE, file_hash, load_gold
+from nlp_service.extract.role_model import RoleInstance, RoleRefiner
+from nlp_service.extract.roles import clauses
+
+if TYPE_CHECKING:
+    from nlp_service.services import Services
+
+DEFAULT_TRAINING_GOLD = ("corpus/eval/dev.jsonl", "corpus/eval/fresh/*.jsonl")
+
+
+def default_training_files(root: Path = Path(".")) -> list[Path]:
+    """dev.jsonl and every fresh set: never the test part, which only reports numbers."""
+    files: list[Path] = []
+    for pattern in DEFAULT_TRAINING_GOLD:
+        files += sorted(root.glob(pattern))
+    return files
+
+
+def role_training_data(services: "Services", gold_files: Sequence[Path], *, batch_size: int = 32,
+                       progress: Callable[[int], None] | None = None):
+    """Every tag the tagger (rules only) finds in the gold texts whose concept the gold labels, with its gold
+    role; the text ids group a text's tags for cross-validation."""
+    instances: list[RoleInstance] = []
+    roles: list[str] = []
+    groups: list[str] = []
+    sources = []
+    for path in gold_files:
+        path = Path(path)
+        if path.name.startswith("test"):
+            raise GoldDataError(f"{path}: the test part only reports numbers; train on dev and fresh sets")
+        items = load_gold(path, services.taxonomy)
+        sources.append({"file": str(path), "sha256": file_hash(path), "texts": len(items)})
+        for start in range(0, len(items), batch_size):
+            batch = items[start:start + batch_size]
+            tagged = services.tagger.tag_many([i.text for i in batch], [i.kind or None for i in batch],
+                                              reference=REFERENCE_DATE, refine=False)
+            for item, result in zip(batch, tagged):
+                spans = clauses(item.text)
+                gold = item.roles
+                for tag in result.tags:
+                    if tag.concept_id in gold:
+                        instances.append(RoleInstance.of(item.text, item.kind or None, tag.start, tag.end, tag.role,
+                                                         spans))
+                        roles.append(gold[tag.concept_id])
+                        groups.append(f"{path.name}:{item.id}")
+            if progress is not None:
+                progress(len(batch))
+    return instances, roles, groups, sources
+
+
+def train_role_refiner(services: "Services", gold_files: Sequence[Path], *, c: float = 3.0, rule_weight: float = 0.3,
+                       progress: Callable[[int], None] | None = None) -> RoleRefiner:
+    instances, roles, groups, sources = role_training_data(services, gold_files, progress=progress)
+    if not instances:
+        raise GoldDataError("the gold files hold no tag the tagger finds: nothing to train the role refiner on")
+    return RoleRefiner.train(instances, roles, groups, services.embedder.embed, embedder_name=services.embedder.name,
+                             sources=sources, c=c, rule_weight=rule_weight)
