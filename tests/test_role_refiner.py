@@ -65,6 +65,13 @@ def test_refiner_describes_itself_and_round_trips(services, trained, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["refiner"]
 
 
+def test_a_negation_the_rules_found_stands(trained):
+    text = "We don't need a photographer; we need a video editor."
+    start = text.index("photographer")
+    instance = RoleInstance.of(text, "request", start, start + len("photographer"), "declined")
+    assert trained.predict([instance]) == ["declined"]
+
+
 def test_a_refiner_that_does_not_fit_is_refused(services, trained, tmp_path):
     target = tmp_path / "refiner"
     trained.save(target)

@@ -499,7 +499,7 @@ _DURATION_EN = re.compile(
     r"(?:over|for|within|in)\s+the\s+(?:next|coming)\s+(month|week|year)\b|"
     r"(?:assignments?|placements?|projects?|stints?|trips?|engagements?)\s+of\s+(?:about\s+|around\s+)?(" + _EN_NUM
     + r")" + _RANGE + r"\s+(days?|weeks?|months?)\b|"
-    r"(?:^|(?<=[.;:!?\n])\s*)(" + _EN_NUM + r")" + _RANGE + r"\s+(weeks?|months?)(?=\s*[,.;](?:\s|$))",
+    r"(?:^|(?<=[.;:!?\n])[ \t]?)(" + _EN_NUM + r")" + _RANGE + r"[ \t]+(weeks?|months?)(?=[ \t]*[,.;](?:\s|$))",
     re.IGNORECASE,
 )
 _EXPERIENCE_BEFORE = re.compile(
