@@ -87,7 +87,10 @@ def _features(instances: Sequence[RoleInstance], embed: Callable[[Sequence[str]]
 
     rules = np.array([[i.rule_role == r for r in ROLES] + [i.kind == "request"] for i in instances], dtype=np.float32)
     grams = _hashing().transform([f"L:{i.left} R:{i.right}" for i in instances])
-    vectors = embed([i.clause_text or "-" for i in instances] + [i.left.strip() or "-" for i in instances])
+    wanted = [i.clause_text or "-" for i in instances] + [i.left.strip() or "-" for i in instances]
+    unique = list(dict.fromkeys(wanted))  # tags of one clause share its embedding
+    row = {text: n for n, text in enumerate(unique)}
+    vectors = embed(unique)[[row[text] for text in wanted]]
     dense = np.hstack([vectors[: len(instances)], vectors[len(instances):]]).astype(np.float32)
     return sparse.hstack([sparse.csr_matrix(rules * rule_weight), grams, sparse.csr_matrix(dense)]).tocsr()
 
@@ -145,6 +148,7 @@ class RoleRefiner:
             for train, held in GroupKFold(splits).split(features, labels, groups):
                 model = LogisticRegression(C=c, max_iter=3000).fit(features[train], labels[train])
                 predicted[held] = model.predict(features[held])
+            predicted = np.where(np.asarray([i.rule_role for i in instances]) == "declined", "declined", predicted)
         model = LogisticRegression(C=c, max_iter=3000).fit(features, labels)
         rules = np.asarray([i.rule_role for i in instances])
         meta = {
