@@ -367,6 +367,9 @@ def match(obj: Context, text: str | None, kind: str | None, document_id: str | N
 @click.option("--matches", "match_gold", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A graded match gold (e.g. corpus/eval/match_test.jsonl): P@1, nDCG@5 and same-language share "
                    "with bootstrap 95% intervals, beside naive baselines, on the published index.")
+@click.option("--agreement", "agreement_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A second annotator's needs for --gold ({\"id\", \"needs\"} per line, e.g. "
+                                 "corpus/eval/agreement/test-needs-second-annotator.jsonl): how far two people agree.")
 @click.option("--feedback", "feedback", is_flag=True,
               help="Summarise coordinators' feedback: acceptance rate by rank and band, outcomes, decline reasons.")
 @click.option("--feedback-db", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -374,8 +377,8 @@ def match(obj: Context, text: str | None, kind: str | None, document_id: str | N
 @click.pass_obj
 def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, compare_files: tuple[Path, Path] | None,
              model_path: Path | None, taxonomy_dir: Path | None, lexical_only: bool,
-             calibration_file: Path | None, match_gold: Path | None, feedback: bool = False,
-             feedback_db: Path | None = None) -> None:
+             calibration_file: Path | None, match_gold: Path | None, agreement_file: Path | None = None,
+             feedback: bool = False, feedback_db: Path | None = None) -> None:
     """Score taxonomy tagging against gold data: P/R/F1 micro and macro, per category, language, method, span.
 
     \b
@@ -409,6 +412,9 @@ def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, comp
             return
     if gold_file is None:
         raise click.UsageError("give --gold FILE, --matches FILE, --feedback, or --compare A.json B.json")
+    if agreement_file is not None:
+        _evaluate_agreement(gold_file, agreement_file)
+        return
     try:
         report = _run_evaluation(obj, gold_file, model_path, taxonomy_dir, lexical_only, calibration_file)
     except NlpServiceError as exc:
@@ -439,6 +445,22 @@ def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, comp
     if report_dir is not None:
         for path in write_report(report, report_dir):
             click.echo(f"wrote {path}")
+
+
+def _evaluate_agreement(gold_file: Path, agreement_file: Path) -> None:
+    from nlp_service.evaluation.gold import load_gold
+    from nlp_service.evaluation.needs_roles import load_second_annotation, needs_agreement
+    from nlp_service.evaluation.report import format_table
+
+    try:
+        items = load_gold(gold_file)
+        fields = needs_agreement(items, load_second_annotation(agreement_file, items))
+    except NlpServiceError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"second annotation {agreement_file} scored against {gold_file} ({len(items)} texts)")
+    rows = [(f, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
+            for f, m in fields.items()]
+    click.echo(format_table(rows, ("needs field", "precision", "recall", "F1", "support")))
 
 
 def _evaluate_feedback(db: Path, report_dir: Path | None) -> None:

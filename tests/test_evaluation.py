@@ -150,6 +150,20 @@ def test_fresh_gold_sets_load_and_name_known_kinds(taxonomy, tmp_path):
         load_gold(wrong, taxonomy)
 
 
+def test_agreement_of_the_second_test_annotation(runner, tmp_path):
+    gold = ROOT / "corpus/eval/test.jsonl"
+    second = ROOT / "corpus/eval/agreement/test-needs-second-annotator.jsonl"
+    result = runner.invoke(main, ["evaluate", "--gold", str(gold), "--agreement", str(second)])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: float(line.split()[3]) for line in result.output.splitlines()
+            if line and line.split()[0] in ("location", "mode", "deliverable", "causes")}
+    assert rows["location"] > 0.9 and rows["mode"] > 0.85 and rows["deliverable"] > 0.8  # two people agree
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text("\n".join(second.read_text(encoding="utf-8").splitlines()[:5]) + "\n", encoding="utf-8")
+    refused = runner.invoke(main, ["evaluate", "--gold", str(gold), "--agreement", str(partial)])
+    assert refused.exit_code == 1 and "no second annotation for 167 gold texts" in refused.output
+
+
 def test_settings_defaults_come_from_the_calibration():
     curve = json.loads((ROOT / "corpus/eval/calibration/threshold_curve.json").read_text(encoding="utf-8"))
     assert Settings().semantic_threshold_zh == curve["per_language"]["zh"]["best_threshold"]

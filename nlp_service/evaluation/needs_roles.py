@@ -145,3 +145,37 @@ def _brief(value: Any) -> Any:
         return {k: (v.get("surface") if k == "span" and isinstance(v, dict) else v) for k, v in value.items()
                 if k not in ("id",) or "name_en" not in value}
     return value
+
+
+def load_second_annotation(path, items: Sequence[GoldItem]) -> dict[str, dict[str, Any]]:
+    """A second annotator's needs blocks ({"id", "needs"} per line), checked like gold needs, for ``items``."""
+    from nlp_service.errors import GoldDataError
+    from nlp_service.evaluation.gold import _check_needs
+    from nlp_service.jsonl import JsonLineError, iter_jsonl
+
+    texts = {item.id: item.text for item in items}
+    second: dict[str, dict[str, Any]] = {}
+    try:
+        rows = list(iter_jsonl(path))
+    except JsonLineError as exc:
+        raise GoldDataError(str(exc)) from exc
+    for where, raw in rows:
+        if not isinstance(raw, dict) or raw.get("id") not in texts:
+            raise GoldDataError(f"{where}: each line needs the 'id' of a text in the gold file")
+        _check_needs(raw.get("needs"), texts[raw["id"]], where)
+        second[raw["id"]] = raw["needs"]
+    missing = sorted(set(texts) - set(second))
+    if missing:
+        raise GoldDataError(f"{path}: no second annotation for {len(missing)} gold texts, e.g. {missing[0]}")
+    return second
+
+
+def needs_agreement(items: Sequence[GoldItem], second: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per-field P/R/F1 of a second annotation scored as if it were a prediction against the gold."""
+    per_field: dict[str, list[PRF]] = defaultdict(list)
+    for item in items:
+        if item.needs is None:
+            continue
+        for field, counts in needs_counts(item.needs, second[item.id]).items():
+            per_field[field].append(counts)
+    return {f: micro(per_field[f]).to_dict() if per_field[f] else ZERO.to_dict() for f in NEEDS_FIELDS}
