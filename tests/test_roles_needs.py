@@ -115,6 +115,16 @@ def test_needs_from_a_chinese_request(services):
     assert needs["deliverable"]["span"]["surface"] == "一张招募海报"
 
 
+@pytest.mark.parametrize("text,dates", [
+    ("每周8到12小时，1月4日开始，至少三个月。", ["2027-01-04"]),  # a start date, not a 3-month span
+    ("寒假1月10日到2月20日在昆明老家，线下线上都行。", ["2027-01-10", "2027-02-20"]),
+    ("我们在拱墅区，地铁5号线可到。", []),  # a line number
+    ("主要是周末陪伴和寒暑假的活动。", []),  # 周末 is no date
+])
+def test_dates(services, text, dates):
+    assert [d["date"] for d in _needs(services, text, "volunteer")["dates"]] == dates
+
+
 @pytest.mark.parametrize("text,surface", [
     # a declined thing or the organisation's own description is no deliverable
     ("We do NOT need a new logo or brand identity. What we need is a 20-page annual report written up from our "
@@ -190,6 +200,10 @@ def test_location_reads_chinese_admin_names(services, text, name_en):
     ("Can do roughly one day a week, in person or remote.", "duration", None),  # a rate
     ("不定期周末到基地拍，一次大概半天。", "duration", None),  # one session's length
     ("希望线上，每周四小时，先试一个月。", "duration", (1, "month")),
+    ("We'd meet on Zoom a few times. Ideally done before our AGM on 18 March.", "deadline", "2027-03-18"),
+    ("Maybe 6 hours total. Remote, obviously. Deadline: end of January.", "deadline", "2027-01-31"),
+    ("全程线上，Deadline 是 1 月 31 日。", "deadline", "2027-01-31"),
+    ("我们在拱墅区，地铁5号线可到。", "deadline", None),
 ])
 def test_needs_fields(services, text, field, expected):
     value = _needs(services, text)[field]

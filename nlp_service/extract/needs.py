@@ -517,8 +517,9 @@ _MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
 _MONTHS["sept"] = 9
 _MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
 _DEADLINE_CUE_EN = re.compile(
-    r"(?:by|before|until|till|no\s+later\s+than|deadline(?:\s+is)?|due(?:\s+by|\s+on)?|ready\s+(?:by|for)|"
-    r"finished\s+by|done\s+by|in\s+time\s+for)\s*(?:the\s+)?(?:end\s+of\s+|mid-?\s*)?$",
+    r"(?:by|before|until|till|no\s+later\s+than|deadline(?:\s+is)?\s*[:：]?|due(?:\s+by|\s+on)?|ready\s+(?:by|for)|"
+    r"finished\s+by|done\s+by|in\s+time\s+for)\s*(?:the\s+)?(?:(?:our|the|your)\s+(?:[A-Za-z'-]+\s+){0,2}(?:on|of)\s+)?"
+    r"(?:end\s+of\s+|mid-?\s*)?$",
     re.IGNORECASE,
 )
 _DATE_EN = re.compile(
@@ -851,14 +852,16 @@ class NeedsExtractor:
             start, end = item["offset"]
             if (_FESTIVAL.search(surface) and "元旦" not in surface) or re.search(r"五一|十一|国庆|春节|中秋|端午", surface):
                 continue
-            if not re.search(r"\d+\s*[月日号號]|[一二三四五六七八九十]+\s*[月日号號]|底|末|初|中旬|上旬|下旬", surface):
+            if not re.search(r"\d+\s*[月日号號]|[一二三四五六七八九十]+\s*[月日号號]|底|(?<![周週])末|初|中旬|上旬|下旬", surface):
                 continue  # weekdays (周六, 下周三), 周末 and times of day are not calendar dates
+            if re.match(r"\s*(?:线|線|楼|樓|门|門|口|院|馆|館|房|室|车|車|床)", text[end:end + 2]) and not re.search(r"月", surface):
+                continue  # "地铁5号线", "3号楼": a number, not a day
             times = item["detail"].get("time")
             if not isinstance(times, list) or len(times) != 2:
                 continue
             low, high = times
             trailing = text[end : end + 4]
-            leading = text[max(0, start - 8) : start]
+            leading = text[max(0, start - 12) : start]
             is_deadline = low == "-inf" or bool(_ZH_DEADLINE_HINT.search(surface + trailing[:2])) or bool(
                 _ZH_DEADLINE_BEFORE.search(leading))
             day = high if is_deadline else low
@@ -880,7 +883,18 @@ class NeedsExtractor:
             except ValueError:
                 spread = 0
             if not is_deadline and spread > 7:
-                continue
+                day_count = len(re.findall(r"(?:\d+|[一二三四五六七八九十]+)\s*[日号號]", surface))
+                if re.search(r"(?:开始|開始|起|开营|开课|上岗)$", surface) or re.match(r"\s*(?:开始|開始|起|开营|开课|上岗)", trailing):
+                    if day_count:
+                        out.append((when.isoformat(), False, _ev(text, start, end)))  # "1月4日开始": a start date
+                elif day_count == 2 and re.search(r"到|至|~|～|—|-", surface) and spread <= 120:
+                    # "1月10日到2月20日": both ends are dates of the engagement
+                    out.append((when.isoformat(), False, _ev(text, start, end)))
+                    try:
+                        out.append(((when + dt.timedelta(days=spread)).isoformat(), False, _ev(text, start, end)))
+                    except (ValueError, OverflowError):
+                        pass
+                continue  # a span of more than a week is no date ("下个月", "12月")
             if is_deadline and spread > 40 and low != "-inf" and not re.search("前|截止|截至|为止", surface):
                 continue
             out.append((when.isoformat(), is_deadline, _ev(text, start, end)))
