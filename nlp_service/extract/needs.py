@@ -139,7 +139,8 @@ _AMBIGUOUS_EN = {
 
 # Chinese city names in GeoNames that are everyday words in running text (来宾 guests, 中心 centre, 三条 three).
 _AMBIGUOUS_ZH = {"来宾", "中心", "三条", "天府", "和平", "东方", "开平", "长安", "新安", "白山", "通化", "东区", "西区",
-                 "南区", "北区", "中区", "新城", "大同", "永康", "阳光", "新华", "胜利", "光明", "团结", "红旗"}
+                 "南区", "北区", "中区", "新城", "大同", "永康", "阳光", "新华", "胜利", "光明", "团结", "红旗",
+                 "白云", "古城", "城关", "青山", "开发区", "高新区", "新区", "城区", "郊区", "市区", "矿区", "林区"}
 # Written forms GeoNames lacks: abbreviations people use for a city.
 _ALIASES_EN = {"hk": "Hong Kong", "nyc": "New York City", "kl": "Kuala Lumpur", "bangalore": "Bengaluru"}
 # A district of a city-state is the city-state, for matching: Kowloon, Jurong, Sai Kung -> Hong Kong, Singapore.
@@ -213,7 +214,7 @@ class Gazetteer:
                 en_names.setdefault(en.casefold(), pid)
                 en_names.setdefault(en.replace("’", "'").casefold(), pid)
         by_name = {(p["name_en"], p["country"]): p["id"] for p in reversed(places)}
-        _add_china_admin_names(zh_names, {(name.casefold(), cc): pid for (name, cc), pid in by_name.items()})
+        _add_china_admin_names(zh_names, {(name.casefold(), cc): pid for (name, cc), pid in by_name.items()}, word_tags)
         for alias, name in _ALIASES_EN.items():
             pid = en_names.get(name.casefold())
             if pid is not None:
@@ -287,6 +288,9 @@ class Gazetteer:
             for n in range(len(parts), 0, -1):
                 candidate = "".join(parts[:n])
                 pid = self._en.get(candidate.casefold())
+                if pid is not None and re.match(r"\s+(?:Road|Rd|Street|St|Avenue|Ave|Lane|Way|Square|Park|Station)\b",
+                                                text[match.start() + len(candidate):]):
+                    pid = None  # "Gloucester Road" is a street, not Gloucester
                 if pid is not None:
                     start = match.start()
                     if best is None or start < best[0]:
@@ -306,12 +310,16 @@ class Gazetteer:
 _MUNICIPALITIES = ("北京", "上海", "天津", "重庆")
 
 
-def _add_china_admin_names(zh_names: dict[str, str], by_name: Mapping[tuple[str, str], str]) -> None:
+def _add_china_admin_names(zh_names: dict[str, str], by_name: Mapping[tuple[str, str], str],
+                           word_tags: Mapping[str, str] | None = None) -> None:
     """Chinese administrative names from jionlp's maintained location table.
 
     A province (云南, 贵州省) is no city: GeoNames gives some of them to foreign towns (雲南 is Unnan in
     Japan), so they are dropped and the city named after them is found instead (云南昭通 -> 昭通). Cities
     GeoNames knows only in pinyin (Kaili) get their Chinese name (凯里, 凯里市), matched by pinyin.
+    A city's districts (拱墅区, 武侯区, 徐汇, 天河) name the city: the location field is a city. A district
+    name shared by several cities (鼓楼区) is left out, and so is a short name jieba knows as an ordinary
+    word rather than a place.
     """
     try:
         import jionlp
@@ -340,6 +348,31 @@ def _add_china_admin_names(zh_names: dict[str, str], by_name: Mapping[tuple[str,
                     if pid is not None:  # a city GeoNames knows: its Chinese name is a place, whatever jieba says
                         zh_names[alias] = zh_names.get(alias, pid)
                         zh_names.setdefault(full, pid)
+    districts: dict[str, set[str]] = {}
+    city_pids: set[str] = set()
+    for province, body in table.items():
+        for city, city_body in body.items():
+            if city.startswith("_") or not isinstance(city_body, dict):
+                continue
+            city_pid = next((zh_names[a] for a in [*_aliases(city_body), city] if a in zh_names), None)
+            if city_pid is None:
+                continue
+            city_pids.add(city_pid)
+            for county, county_body in city_body.items():
+                if county.startswith("_") or not isinstance(county_body, dict) or not county.endswith("区"):
+                    continue
+                for name in {county, *_aliases(county_body)}:
+                    districts.setdefault(name, set()).add(city_pid)
+    for name, pids in districts.items():
+        if len(pids) != 1 or len(name) < 2 or name in _AMBIGUOUS_ZH:
+            continue
+        tag = word_tags.get(name) if word_tags is not None else None
+        if not name.endswith("区") and tag is not None and tag[:2] not in ("ns", "nr", "nz"):
+            continue  # a district name that is an ordinary word (鼓楼 drum tower): only "…区" counts
+        pid = next(iter(pids))
+        if zh_names.get(name, pid) in city_pids - {pid}:
+            continue  # 西安 is a city, whatever district elsewhere is called 西安区
+        zh_names[name] = pid
 
 
 def _aliases(entry: Mapping[str, Any]) -> list[str]:
