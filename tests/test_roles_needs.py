@@ -222,6 +222,11 @@ def test_location_reads_chinese_admin_names(services, text, name_en):
     ("Maybe 6 hours total. Remote, obviously. Deadline: end of January.", "deadline", "2027-01-31"),
     ("全程线上，Deadline 是 1 月 31 日。", "deadline", "2027-01-31"),
     ("我们在拱墅区，地铁5号线可到。", "deadline", None),
+    ("想找一位志愿者每周六来馆里帮忙上课。", "mode", "on_site"),
+    ("跟着社工入户，看看老人家里哪里容易摔。", "mode", "on_site"),
+    ("素材网盘发你，全程不用见面。", "mode", "remote"),
+    ("Can turn short pieces around within a week. Email only.", "mode", "remote"),
+    ("Could someone drop in to the shop one afternoon and take product shots?", "mode", "on_site"),
 ])
 def test_needs_fields(services, text, field, expected):
     value = _needs(services, text)[field]
