@@ -177,11 +177,15 @@ def run_gold_evaluation(services: "Services", gold_path: Path, *, lexical_only: 
                         progress: Callable[[int], None] | None = None, batch_size: int = 32) -> dict[str, Any]:
     """Tag every gold text with the services' tagger and build the full report (meta + results)."""
     items = load_gold(gold_path, services.taxonomy)
+    tagger = services.tagger
+    rules_only: list[TaggedText] = []  # the naive baseline in the same run: the cue rules alone
     predictions: list[TaggedText] = []
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
-        predictions += services.tagger.tag_many([i.text for i in batch], [i.kind or None for i in batch],
-                                                reference=REFERENCE_DATE)
+        texts, kinds = [i.text for i in batch], [i.kind or None for i in batch]
+        tagged = tagger.tag_many(texts, kinds, reference=REFERENCE_DATE, refine=False)
+        rules_only += tagged
+        predictions += tagger.refine(texts, kinds, tagged)
         if progress is not None:
             progress(len(batch))
     semantic = services.tagger.semantic
@@ -190,16 +194,11 @@ def run_gold_evaluation(services: "Services", gold_path: Path, *, lexical_only: 
     meta["lexical_only"] = lexical_only
     results = evaluate_tagging(items, predictions, services.taxonomy)
     results["roles"] = evaluate_roles(items, predictions)
-    if services.tagger.refiner is not None:  # the naive baseline in the same run: the cue rules alone
-        rules_only: list[TaggedText] = []
-        for start in range(0, len(items), batch_size):
-            batch = items[start : start + batch_size]
-            rules_only += services.tagger.tag_many([i.text for i in batch], [i.kind or None for i in batch],
-                                                   reference=REFERENCE_DATE, refine=False)
+    if tagger.refiner is not None:
         results["roles_rules_only"] = evaluate_roles(items, rules_only)
         results["concept_rules_only"] = evaluate_tagging(items, rules_only, services.taxonomy)["concept"]["micro"]
-        meta["role_refiner"] = {k: services.tagger.refiner.meta.get(k) for k in ("trained_on", "cross_validation",
-                                                                                 "hyperparameters")}
+        meta["role_refiner"] = {k: tagger.refiner.meta.get(k) for k in ("trained_on", "cross_validation",
+                                                                        "hyperparameters")}
     if any(item.needs is not None for item in items):
         results["needs"] = evaluate_needs(items, predictions)
     return {"meta": meta, "results": results}

@@ -82,11 +82,12 @@ def _hashing():
                              alternate_sign=False, norm="l2")
 
 
-def _features(instances: Sequence[RoleInstance], embed: Callable[[Sequence[str]], np.ndarray], rule_weight: float):
+def _features(instances: Sequence[RoleInstance], embed: Callable[[Sequence[str]], np.ndarray], rule_weight: float,
+              hashing=None):
     from scipy import sparse
 
     rules = np.array([[i.rule_role == r for r in ROLES] + [i.kind == "request"] for i in instances], dtype=np.float32)
-    grams = _hashing().transform([f"L:{i.left} R:{i.right}" for i in instances])
+    grams = (hashing or _hashing()).transform([f"L:{i.left} R:{i.right}" for i in instances])
     wanted = [i.clause_text or "-" for i in instances] + [i.left.strip() or "-" for i in instances]
     unique = list(dict.fromkeys(wanted))  # tags of one clause share its embedding
     row = {text: n for n, text in enumerate(unique)}
@@ -105,18 +106,16 @@ class RoleRefiner:
         self.classes = tuple(classes)
         self.meta = dict(meta)
         self._embed = embed
-
-    @property
-    def fingerprint(self) -> str:
-        """Changes whenever the weights change (part of the analysis version of stored documents)."""
+        self._hashing = _hashing()  # stateless; built once, not per prediction
         digest = hashlib.sha256(self.coef.tobytes())
         digest.update(self.intercept.tobytes())
-        return digest.hexdigest()[:12]
+        # changes whenever the weights change (part of the analysis version of stored documents)
+        self.fingerprint = digest.hexdigest()[:12]
 
     def predict(self, instances: Sequence[RoleInstance]) -> list[Role]:
         if not instances:
             return []
-        features = _features(instances, self._embed, float(self.meta["hyperparameters"]["rule_weight"]))
+        features = _features(instances, self._embed, float(self.meta["hyperparameters"]["rule_weight"]), self._hashing)
         scores = np.asarray(features @ self.coef.T + self.intercept)
         if scores.shape[1] == 1:  # a two-class model keeps one row of weights
             scores = np.hstack([-scores, scores])

@@ -311,6 +311,13 @@ class TaxonomyTagger:
         refined = iter(refiner.predict(instances))
         return [[replace(t, role=next(refined)) for t in tags] for tags in tag_lists]
 
+    def refine(self, texts: Sequence[str], kinds: Sequence[str | None], results: Sequence[TaggedText]) -> list[TaggedText]:
+        """``results`` of ``tag_many(..., refine=False)`` with the refiner's roles (unchanged without a refiner)."""
+        if self.refiner is None:
+            return list(results)
+        tag_lists = self._refine(texts, kinds, [list(r.tags) for r in results], self.refiner)
+        return [replace(r, tags=tuple(tags)) for r, tags in zip(results, tag_lists)]
+
     def tag(self, text: str, kind: str | None = None, *, meta: dict | None = None,
             reference: dt.date | None = None, semantic: bool = True, refine: bool = True) -> TaggedText:
         return self.tag_many([text], [kind], metas=[meta], reference=reference, semantic=semantic, refine=refine)[0]
