@@ -56,7 +56,7 @@ def role_training_data(services: "Services", gold_files: Sequence[Path], *, batc
     return instances, roles, groups, sources
 
 
-def train_role_refiner(services: "Services", gold_files: Sequence[Path], *, c: float = 3.0, rule_weight: float = 0.3,
+def train_role_refiner(services: "Services", gold_files: Sequence[Path], *, c: float = 3.0, rule_weight: float = 0.1,
                        progress: Callable[[int], None] | None = None) -> RoleRefiner:
     instances, roles, groups, sources = role_training_data(services, gold_files, progress=progress)
     if not instances:

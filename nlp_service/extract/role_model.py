@@ -129,7 +129,7 @@ class RoleRefiner:
     @classmethod
     def train(cls, instances: Sequence[RoleInstance], gold_roles: Sequence[str], groups: Sequence[str],
               embed: Callable[[Sequence[str]], np.ndarray], *, embedder_name: str, sources: Sequence[dict[str, Any]],
-              c: float = 3.0, rule_weight: float = 0.3, folds: int = 5) -> "RoleRefiner":
+              c: float = 3.0, rule_weight: float = 0.1, folds: int = 5) -> "RoleRefiner":
         """Fit on ``instances`` (tags the tagger found in gold texts) and their gold roles; ``groups`` (text
         ids) keep a text's tags in one cross-validation fold."""
         from sklearn.linear_model import LogisticRegression
