@@ -12,6 +12,7 @@ import numpy as np
 
 from nlp_service.errors import IndexCorruptedError, IndexNotFoundError
 from nlp_service.extract.needs import Gazetteer, NeedsExtractor, load_causes
+from nlp_service.extract.objects import ObjectReader
 from nlp_service.extract.segment import BilingualSegmenter
 from nlp_service.extract.tagger import SemanticTagger, TaxonomyTagger
 from nlp_service.extract.taxonomy import Taxonomy
@@ -28,16 +29,17 @@ logger = logging.getLogger(__name__)
 
 
 def analysis_version(taxonomy: Taxonomy, settings: Settings, refiner: str | None = None) -> str:
-    """The taxonomy version plus a hash of the extraction code and its data (roles, needs, tagger, causes,
+    """The taxonomy version plus a hash of the extraction code and its data (roles, needs, parsed objects, tagger, causes,
     semantic thresholds, the role refiner's weights): stored analyses are reused only while all of these are
     unchanged."""
     import nlp_service.extract.needs as needs_module
+    import nlp_service.extract.objects as objects_module
     import nlp_service.extract.role_model as role_model_module
     import nlp_service.extract.roles as roles_module
     import nlp_service.extract.tagger as tagger_module
 
     digest = hashlib.sha256()
-    for module in (roles_module, needs_module, tagger_module, role_model_module):
+    for module in (roles_module, needs_module, objects_module, tagger_module, role_model_module):
         digest.update(Path(module.__file__).read_bytes())
     digest.update(Path(settings.causes_file).read_bytes())
     digest.update(repr((settings.semantic_tags, settings.semantic_threshold_zh, settings.semantic_threshold_en)).encode())
@@ -63,7 +65,7 @@ class Services:
                 label_vectors=self._cached_label_vectors(),
             )
             self._save_label_vectors(semantic.label_vectors)
-        self.needs = NeedsExtractor(self._gazetteer(), load_causes(settings.causes_file))
+        self.needs = NeedsExtractor(self._gazetteer(), load_causes(settings.causes_file), objects=ObjectReader())
         self.tagger = TaxonomyTagger(self.taxonomy, self.segmenter, semantic, needs=self.needs,
                                      refiner=self._role_refiner())
         self.store = IndexStore(settings.index_dir)

@@ -145,9 +145,25 @@ def test_dates(services, text, dates):
     ("我们是新加坡一个服务migrant workers的volunteer group，想找人帮忙draft a simple privacy policy。",
      "a simple privacy policy"),
     ("We DO need a lawyer to look over our fiscal sponsorship agreement and draft simple bylaws.", "simple bylaws"),
+    # the object of a production verb, read from the dependency parse
+    ("We would love a volunteer to proofread our grant report before it goes to the funder on Friday.",
+     "our grant report"),
+    ("Hoping to find someone to rewrite the volunteer handbook (it is 40 pages, mostly out of date) in plain "
+     "English.", "the volunteer handbook"),
+    # the object of 把 when it is a kind of output
+    ("想请懂Excel的朋友帮我们把捐款人名单整理一下，去掉重复的。", "捐款人名单"),
 ])
 def test_deliverable_is_what_is_asked_for(services, text, surface):
     assert _needs(services, text)["deliverable"]["span"]["surface"] == surface
+
+
+@pytest.mark.parametrize("text", [
+    "Looking for a video editor who can spare a weekend this month.",  # the output names the person asked for
+    "We need someone who has built donor databases before to help us choose a CRM.",  # experience, not a need
+    "想请一位老师把孩子们的作业批改一下。",  # the material worked on is no deliverable
+])
+def test_no_deliverable(services, text):
+    assert _needs(services, text)["deliverable"] is None
 
 
 def test_a_workplace_names_no_cause(services):

@@ -15,7 +15,10 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from nlp_service.extract.objects import ObjectReader
 
 logger = logging.getLogger(__name__)
 
@@ -572,7 +575,8 @@ _ZH_OUTPUTS = (
     "相片|推文|文案|稿子|发布稿|新闻稿|稿|清单|清單|流程|制度|机制|機制|章程|模板|表格|系统|系統|工具|入口|页面|logo|LOGO|VI|"
     "策略|指南|册子|长图|長圖|年报|简报|问卷|数据库|看板|dashboard|字幕|记录|紀錄|地图|课程|課程|规划|規劃|预算|预算表|"
     "协议|合同|政策|办法|规则|卖场|賣場|账号|公众号|排班表|名单|名單|文件|材料|折页|传单|易拉宝|展板|绘本|动画|宣传片|"
-    "纪录片|领养照|图表|台账|报表|app|App|APP|strategy|proposal|report|plan|website"
+    "纪录片|领养照|图表|台账|报表|申请书|申請書|申请表|策划案|策劃案|原型|账套|說明書|说明书|SOP|sop|"
+    "app|App|APP|strategy|proposal|report|plan|website"
 )
 _ZH_PERSON = re.compile(r"志愿者|志願者|老师|老師|顾问|顧問|律师|律師|人$|者$|师$|師$|员$|員$|壮丁|人手|小时|小時|"
                         r"周[一二三四五六日末]|週[一二三四五六日末]|上午|下午|晚上|机构|機構|组织|組織|团体|團體|"
@@ -585,7 +589,7 @@ _DELIVERABLE_ZH_COUNTED = re.compile(
 # "出年度财务报表", "整理访谈记录", "做个线上报名入口": a verb then a known kind of output
 _DELIVERABLE_ZH_VERB = re.compile(
     r"(?:做|出|写|寫|整理|整理成|制定|設計|设计|拍|剪|重做|更新|优化|搭建|搭|开发|開發|翻译|翻譯|编写|起草|改版|制作|製作|"
-    r"弄|建|建立|写成|出一份|交付|产出|完成)(?:一下|好|出|个|個)?"
+    r"弄|建|建立|写成|出一份|交付|产出|完成|撰写|撰寫|形成|提交)(?:一下|好|出|个|個)?"
     r"(?P<np>[^，。；！？、,.;!?\n（(：:的]{0,8}(?:" + _ZH_OUTPUTS + r"))"
 )
 _EN_OUTPUTS = (
@@ -597,13 +601,31 @@ _EN_OUTPUTS = (
     r"one-pagers?|infographics?|banners?|menus?|scripts?|lesson\s+plans?|workbooks?|frameworks?|checklists?|"
     r"playbooks?|reviews?|audits?|translations?|transcripts?|mini\s+programs?|forms?|letters?|booklets?|bylaws|"
     r"constitutions?|concept\s+notes?|calendars?|job\s+descriptions?|"
-    r"recommendations|videos?|workbooks?"
+    r"recommendations|videos?|workbooks?|charts?|graphs?"
 )
+# "把捐赠人名单整理一下", "把首页改得清爽一点": a kind of output that 把 puts before a working verb (the
+# material worked on, "把三年的监测数据…", is no deliverable)
+_DELIVERABLE_ZH_BA = re.compile(
+    r"把(?P<np>[^，。；！？、,.;!?\n（(：:“”]{2,20}?)(?=(?:重新|再|都|全部|统一|好好|一起|先|帮忙)?"
+    r"(?:整理|排|改|译|翻译|编|做|剪|变|写|填|梳理|设计|审|核对|录入|补|更新|重做|优化|拍|修|搭|画|理|转|汇总|统计|分析|"
+    r"清洗|迁|导|录|配|校对|润色|排版|制作|完善|规范|搬))"
+)
+_EN_OUTPUT_HEAD = re.compile(
+    r"(?:" + _EN_OUTPUTS + r"|copy|accounts|run-?sheets?|sheets?|pages?|versions?|case|instructions|guidelines|"
+    r"materials|content|site|documents?|contracts?|agreements?|terms|statements?|slides|returns?|filings?|"
+    r"descriptions|stories|posts|captions|indicators|records|files|logs|lists?|kits?|packs?|courses?|modules?|"
+    r"workshops?|sessions?|trainings?|plans?|processes|procedures|systems?|pipelines?|trackers?|sops?)",
+    re.IGNORECASE,
+)
+# "a video editor", "a web designer": the output names the person asked for, it is no deliverable
+_EN_NOT_A_PERSON = (r"(?!\s+(?:editors?|designers?|makers?|producers?|developers?|writers?|specialists?|experts?|"
+                    r"volunteers?|professionals?|pros?|consultants?|coordinators?|officers?|managers?))")
 _DELIVERABLE_EN = re.compile(
     r"(?<![A-Za-z])(?P<np>(?:(?:a|an|one|two|three|four|five|six|eight|ten|twelve|some|(?<!\d)\d+|around\s+\d+|about\s+\d+|"
-    r"new)\s+)(?:[A-Za-z0-9'-]+\s+){0,4}?(?:" + _EN_OUTPUTS + r")(?![A-Za-z]))|"
+    r"new)\s+)(?:(?!(?:our|the|your|their|my|its|this|that|these|those|a|an|to|for|of|and|or|who|which|can|could|"
+    r"will|would)\s)[A-Za-z0-9'-]+\s+){0,4}?(?:" + _EN_OUTPUTS + r")(?![A-Za-z])" + _EN_NOT_A_PERSON + r")|"
     r"(?<![A-Za-z])(?P<np2>(?:short|simple|new|updated|bilingual|edited)\s+(?:[A-Za-z-]+\s+){0,2}?(?:" + _EN_OUTPUTS
-    + r")(?![A-Za-z]))",
+    + r")(?![A-Za-z])" + _EN_NOT_A_PERSON + r")",
     re.IGNORECASE,
 )
 _NEED_CUE = re.compile(
@@ -680,8 +702,9 @@ _CHINESE_AS_LANGUAGE = re.compile(
 class NeedsExtractor:
     """Extracts :class:`Needs` from a text (and merges explicit metadata over it)."""
 
-    def __init__(self, gazetteer: Gazetteer, causes: Sequence[Cause]) -> None:
+    def __init__(self, gazetteer: Gazetteer, causes: Sequence[Cause], *, objects: "ObjectReader | None" = None) -> None:
         self.gazetteer = gazetteer
+        self.objects = objects
         self.causes = list(causes)
         zh_terms: dict[str, str] = {}
         en_terms: dict[str, str] = {}
@@ -1033,6 +1056,24 @@ class NeedsExtractor:
             group = "np" if match.group("np") else "np2"
             start, end = match.start(group), match.end(group)
             candidates.append(_ev(text, start, end))
+        chosen = self._first_needed(text, candidates, after)
+        if chosen is not None:
+            return chosen
+        # Second choice, when the counted / known-output patterns found nothing the text needs: the object
+        # of 把 before a working verb ("把捐赠人名单整理一下"), and English objects of production verbs whose
+        # head is a kind of output ("translate our annual report"), from the dependency parse
+        weaker = []
+        for match in _DELIVERABLE_ZH_BA.finditer(text):
+            phrase = match.group("np")
+            if re.search(r"(?:" + _ZH_OUTPUTS + r"|表)$", phrase) and not _ZH_PERSON.search(phrase):
+                weaker.append(_ev(text, match.start("np"), match.end("np")))
+        if self.objects is not None:
+            weaker.extend(_ev(text, made.start, made.end) for made in self.objects.objects(text)
+                          if _EN_OUTPUT_HEAD.fullmatch(made.head_text))
+        return self._first_needed(text, weaker, after)
+
+    @staticmethod
+    def _first_needed(text: str, candidates: list[Evidence], after: int) -> Evidence | None:
         if candidates:
             # what the request asks for, not what it declines or already has ("We do NOT need a new logo",
             # "我们是一个服务…的志愿者团体"): the tag-role rules read the candidates like tags
