@@ -245,6 +245,17 @@ def test_location_reads_chinese_admin_names(services, text, name_en):
     ("素材网盘发你，全程不用见面。", "mode", "remote"),
     ("Can turn short pieces around within a week. Email only.", "mode", "remote"),
     ("Could someone drop in to the shop one afternoon and take product shots?", "mode", "on_site"),
+    # sessions times their length; an estimate of the whole; "within" is how soon, not how long
+    ("培训安排在寒假，共3次课，每次2小时，线上进行。", "total_hours", 6),
+    ("We'd like four sessions of 90 minutes or, failing that, 2 sessions of 3 hours.", "total_hours", 6),
+    ("网站迁移加培训，预计25小时左右。", "total_hours", 25),
+    ("Est. 15 hours, flexible timing.", "total_hours", 15),
+    ("Happy to help with up to 30 hours on a single project.", "total_hours", 30),
+    ("Up to 3 hours a week, evenings.", "total_hours", None),  # a weekly rate
+    ("Minimum commitment of six months, one evening a week.", "duration", (6, "month")),
+    ("希望能和我们合作半年左右。", "duration", (6, "month")),
+    ("最好一周内给到初稿。", "duration", None),
+    ("Could you send comments within a week?", "duration", None),
 ])
 def test_needs_fields(services, text, field, expected):
     value = _needs(services, text)[field]

@@ -494,21 +494,32 @@ _HOURS_WEEK_EN = re.compile(
     re.IGNORECASE,
 )
 _TOTAL_HOURS_ZH = re.compile(
-    r"(?:总共|一共|合计|总计|共计|共|累计|总|全程|(?<![每周週天月])(?:需要|要|预计)?投入)(?:大概|大约|约|需要|要)?\s*(" + _NUM + r")" + _RANGE
+    r"(?:(?:总共|總共|一共)(?:大概|大约|约)?(?:能|可以|可)?投(?:入)?|总共|總共|一共|合计|总计|共计|共|累计|总|全程|预计|預計|"
+    r"(?<![每周週天月])(?:需要|要|预计)?投入)(?:大概|大约|约|需要|要)?\s*(" + _NUM + r")" + _RANGE
     + r"\s*(?:个\s*)?(?:小时|钟头)"
 )
 _TOTAL_HOURS_EN = re.compile(
     r"(?<![A-Za-z0-9])(" + _EN_NUM + r")" + _RANGE + r"\s*(?:hours?|hrs?)\s+(?:in\s+total|total|overall|altogether|all\s+in)|"
     r"total\s+of\s+(?:about\s+|around\s+|roughly\s+)?(" + _EN_NUM + r")" + _RANGE + r"\s*(?:hours?|hrs?)|"
+    r"(?:(?<![A-Za-z])est(?:\.|imated)?|up\s+to|~)\s*(" + _EN_NUM + r")" + _RANGE + r"\s*(?:hours?|hrs?)\b"
+    r"(?!\s*(?:/|a\s+|per\s+|each\s+|every\s+)\s*(?:week|month|day|session|evening|night|shift))|"
     r"(?<![A-Za-z0-9])(" + _EN_NUM + r")[\s-]*(?:hours?|hr)[\s-]+(?:workshop|session|talk|training|webinar|clinic|"
     r"consultation|call|meeting|class|seminar)",
+    re.IGNORECASE,
+)
+# A number of sessions times their length: "共4次课，每次3小时", "总共3次，每次2小时", "4 sessions of 2 hours"
+_SESSIONS = re.compile(
+    r"(?:共|总共|總共|一共)\s*(?P<n>" + _NUM + r")\s*(?:次|场|場|节|節|堂|期)(?:课|課|培训|活动)?[，,、\s]*"
+    r"每(?:次|场|場|节|節|堂|期)(?:大概|大约|约|約)?\s*(?P<h>" + _NUM + r")\s*(?:个\s*|個\s*)?(?:小时|小時|钟头|鐘)|"
+    r"(?<![A-Za-z0-9])(?P<n2>" + _EN_NUM + r")\s+(?:sessions?|workshops?|classes|evenings|visits|meetings)\s+of\s+"
+    r"(?:about\s+|around\s+|roughly\s+)?(?P<h2>" + _EN_NUM + r")\s*(?:hours?|hrs?)\b",
     re.IGNORECASE,
 )
 # "每周可投入5小时", "每次大概2小时": a rate, not the engagement's total
 _RATE_BEFORE = re.compile(r"(?:每周|每週|每个?星期|一周|每月|每个月|每天|每晚|每次|每节|每场)[^，。；,;]{0,4}$")
 _DURATION_ZH = re.compile(
-    r"(?:(?P<pre>为期|為期|持续|持續|周期|週期|历时|大约|大概|预计|预期|约|需要|要|共|总共|跟|陪|做|连续|连着|合作期|服务期|项目期|住|待上|驻点|坚持|至少|最好是|先试|试|不超过|别超过|commit)\s*)?(" + _NUM
-    + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(天|周|週|星期|个月|個月|月|年|季度)(?P<post>左右|时间|的时间|的项目|的周期|的培训|的活动|的工作坊|营|)"
+    r"(?:(?P<pre>为期|為期|持续|持續|周期|週期|历时|大约|大概|预计|预期|约|需要|要|共|总共|跟|陪|做|连续|连着|合作期|服务期|项目期|住|待上|驻点|坚持|至少|最好是|先试|试|不超过|别超过|commit|合作|先承诺|承诺|服务)\s*)?(" + _NUM
+    + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(天|周|週|星期|个月|個月|月|年|季度)(?P<post>左右|时间|的时间|的项目|的周期|的培训|的活动|的工作坊|营|内|內|)"
 )
 # An amount of work in hours that is not a rate: "(8–10 hrs)", "approx. 20 hrs over 2 months", "大概10小时的活儿"
 _LOOSE_HOURS = re.compile(
@@ -525,7 +536,9 @@ _LOOSE_HOURS = re.compile(
     re.IGNORECASE,
 )
 _DURATION_EN = re.compile(
-    r"(?:for|over|across|lasting|about|around|roughly|approximately|spanning)\s+(?:the\s+next\s+|about\s+|around\s+)?"
+    r"(?:for|over|across|lasting|about|around|roughly|approximately|spanning|within|commitment(?:\s+of)?|"
+    r"commit(?:\s+to|\s+for)?|timeline(?:\s+of)?|time\s*frame(?:\s+of)?|trial(?:\s+of)?|at\s+least|minimum(?:\s+of)?)\s+"
+    r"(?:the\s+next\s+|about\s+|around\s+|at\s+least\s+|roughly\s+)?"
     r"(" + _EN_NUM + r")" + _RANGE + r"\s+(days?|weeks?|months?|years?)\b|"
     r"(?<![A-Za-z0-9])(" + _EN_NUM + r")" + r"[\s-]+(day|week|month|year)s?[\s-]+(?:[A-Za-z'-]+\s+){0,3}?(?:project|engagement|placement|"
     r"commitment|programme|program|contract|assignment|pilot|campaign|secondment|residency|course|workshop|training|"
@@ -804,6 +817,11 @@ class NeedsExtractor:
         return None
 
     def _total_hours(self, text: str) -> tuple[float, Evidence] | None:
+        for match in _SESSIONS.finditer(text):  # "共4次课，每次3小时" = 12 hours
+            sessions = parse_number(match.group("n") or match.group("n2"))
+            hours = parse_number(match.group("h") or match.group("h2"))
+            if sessions and hours and 0 < sessions * hours <= 2000:
+                return (sessions * hours, _ev(text, match.start(), match.end()))
         for pattern in (_TOTAL_HOURS_ZH, _TOTAL_HOURS_EN, _LOOSE_HOURS):
             match = next((m for m in pattern.finditer(text) if not _RATE_BEFORE.search(text[max(0, m.start() - 6) : m.start()])),
                          None)
@@ -818,14 +836,17 @@ class NeedsExtractor:
         for match in _DURATION_ZH.finditer(text):
             unit = {"天": "day", "周": "week", "週": "week", "星期": "week", "个月": "month", "個月": "month", "月": "month",
                     "年": "year", "季度": "month"}[match.group(4)]
-            if unit == "year" and match.group("pre") in (None, "做", "要", "需要"):
-                continue  # "做了五年", "五年级": years are experience, not an engagement
+            if unit == "year" and match.group("pre") in (None, "做", "要", "需要") and not (
+                    match.group(2) == "半" and match.group("pre") == "做"):
+                continue  # "做了五年", "五年级": years are experience, not an engagement ("先做半年" is one)
             if not (match.group("pre") or match.group("post")) and not (unit == "day" and re.match(
                     r"\s*(?:的|时间|培训|工作坊|活动|营)", text[match.end() : match.end() + 3])):
                 continue  # "十年外企HR", "成立五年": a length with no engagement word is not the engagement's
             if text[match.end() : match.end() + 1] in ("级", "前", "多", "来", "经") or text[max(0, match.start(2) - 1) : match.start(2)] in ("每", "抽", "第"):
                 continue
             raw = match.group(0)
+            if match.group("post") in ("内", "內") and unit in ("day", "week"):
+                continue  # "一周内", "三天内": how soon (a deadline), not how long
             if unit == "month" and match.group(4) == "月" and "个" not in raw and "個" not in raw and not re.match(r"\s*(?:为期|持续|约|大约|大概)", raw):
                 continue  # "3月" is March, not three months
             if unit == "week" and re.search(r"(?:每|一)周\s*$", text[: match.start(2)]):
@@ -859,6 +880,8 @@ class NeedsExtractor:
                 continue
             number = match.group(1) or match.group(4) or match.group(6)
             unit_raw = (match.group(3) or match.group(5) or match.group(7) or "").lower().rstrip("s")
+            if unit_raw in ("day", "week") and match.group(0).lower().startswith("within"):
+                continue  # "within a week": how soon (a deadline), not how long
             if re.match(r"\s*(?:a|per|each|every)\s+(?:week|month|fortnight)", text[match.end():match.end() + 16], re.I):
                 continue  # "one day a week" is a rate
             if unit_raw == "year" and match.group(1):
