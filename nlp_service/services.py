@@ -35,11 +35,12 @@ def analysis_version(taxonomy: Taxonomy, settings: Settings, refiner: str | None
     import nlp_service.extract.needs as needs_module
     import nlp_service.extract.objects as objects_module
     import nlp_service.extract.role_model as role_model_module
+    import nlp_service.extract.script as script_module
     import nlp_service.extract.roles as roles_module
     import nlp_service.extract.tagger as tagger_module
 
     digest = hashlib.sha256()
-    for module in (roles_module, needs_module, objects_module, tagger_module, role_model_module):
+    for module in (roles_module, needs_module, objects_module, script_module, tagger_module, role_model_module):
         digest.update(Path(module.__file__).read_bytes())
     digest.update(Path(settings.causes_file).read_bytes())
     digest.update(repr((settings.semantic_tags, settings.semantic_threshold_zh, settings.semantic_threshold_en)).encode())

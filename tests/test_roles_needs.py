@@ -416,3 +416,15 @@ def test_gold_files_carry_roles_and_needs(taxonomy):
     matches = load_match_gold(root / "match_test.jsonl") + load_match_gold(root / "match_dev.jsonl")
     assert len(matches) >= 60 and {m.lang for m in matches} >= {"zh", "en"}
     assert all(len(m.grades) >= 5 for m in matches)
+
+
+def test_traditional_chinese_is_read_like_simplified(services):
+    """Hong Kong and Taiwan texts: matched on a simplified copy, every surface cut from the original."""
+    text = "我哋係一間服務基層長者嘅機構，想搵位義工幫手設計海報，唔需要攝影。每週兩小時，遙距。"
+    tagged = services.tagger.tag(text, "request", reference=REFERENCE_DATE)
+    roles = {t.concept_id: (t.role, t.surface) for t in tagged.tags}
+    assert roles["design.poster"] == ("needed", "設計海報")
+    assert roles["media.photography"][0] == "declined"
+    needs = tagged.needs.to_dict()
+    assert [(c["id"], c["span"]["surface"]) for c in needs["causes"]] == [("elderly", "長者")]
+    assert needs["mode"]["value"] == "remote" and needs["hours_per_week"]["value"] == 2

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from nlp_service.extract.script import to_simplified
+
 if TYPE_CHECKING:
     from nlp_service.extract.objects import ObjectReader
 
@@ -448,7 +450,7 @@ def parse_number(raw: str) -> float | None:
 # Patterns
 # ----------------------------------------------------------------------------------------------------
 _REMOTE = re.compile(
-    r"远程|遠程|遠端|线上|線上|网上|在线|云端|居家|在家|不用到场|无需到场|不需要到场|视频会议|腾讯会议|视频通话|微信视频|"
+    r"远程|遠程|遠端|遥距|线上|線上|网上|在线|云端|居家|在家|不用到场|无需到场|不需要到场|视频会议|腾讯会议|视频通话|微信视频|"
     r"视频沟通|视频连线|电话沟通|语音沟通|飞书会议|钉钉会议|不用见面|无需见面|不需要见面|邮件沟通|邮件联系|邮件往来|"
     r"(?<![A-Za-z])(?:remote(?:ly)?|online|virtual(?:ly)?|from\s+home|from\s+anywhere|over\s+zoom|via\s+zoom|on\s+zoom|zoom\s+only|"
     r"zoom\s+is\s+fine|(?:over|via|on)\s+(?:teams|skype|google\s+meet|whatsapp|wechat)|no\s+travel(?:\s+(?:needed|required))?|"
@@ -738,6 +740,7 @@ class NeedsExtractor:
     def extract(self, text: str, *, kind: str | None = None, boundaries: set[int] | None = None,
                 reference: dt.date | None = None, meta: Mapping[str, Any] | None = None) -> Needs:
         reference = reference or dt.date.today()
+        original, text = text, to_simplified(text)
         found = self.gazetteer.find(text, boundaries)
         deadline, dates = self._dates(text, reference)
         needs = Needs(
@@ -752,6 +755,8 @@ class NeedsExtractor:
             causes=self._causes(text),
             deliverable=self._deliverable(text) if kind != "volunteer" else None,
         )
+        if text != original:
+            needs = _resurface(needs, original)
         return self.merge_metadata(needs, meta) if meta else needs
 
     # -- metadata ----------------------------------------------------------------------------------
@@ -1106,6 +1111,17 @@ class NeedsExtractor:
             candidates = [c for c, role in zip(candidates, roles) if role == "needed"]
         later = [c for c in candidates if c.start >= after] or candidates
         return min(later, key=lambda c: (c.start, -(c.end - c.start))) if later else None
+
+
+def _resurface(value: Any, original: str) -> Any:
+    """``value`` (Needs, tuples, Evidence) with every evidence surface cut from ``original``."""
+    if isinstance(value, Evidence):
+        return _ev(original, value.start, value.end)
+    if isinstance(value, tuple):
+        return tuple(_resurface(item, original) for item in value)
+    if isinstance(value, Needs):
+        return Needs(**{f: _resurface(getattr(value, f), original) for f in Needs.__dataclass_fields__})
+    return value
 
 
 def _jionlp_times(text: str, reference: dt.date) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal, Sequence
 import numpy as np
 
 from nlp_service.extract.needs import Needs, NeedsExtractor
+from nlp_service.extract.script import to_simplified
 from nlp_service.extract.needs import language_code
 from nlp_service.extract.roles import MATCHING_ROLES, SPOKEN_LANGUAGE, Role, RoleAssigner, RoleSpan
 from nlp_service.extract.segment import BilingualSegmenter, Lang, Token, detect_language
@@ -333,7 +334,9 @@ class TaxonomyTagger:
         """
         kinds = list(kinds) if kinds is not None else [None] * len(texts)
         metas = list(metas) if metas is not None else [None] * len(texts)
-        token_lists = [self.segmenter.segment(text) for text in texts]
+        # traditional characters are matched as simplified ones (same offsets; surfaces from the original)
+        simple_texts = [to_simplified(text) for text in texts]
+        token_lists = [self.segmenter.segment(simple) for simple in simple_texts]
         lexical = [self.lexical.tag_tokens(text, tokens) for text, tokens in zip(texts, token_lists)]
         semantic_tags: list[list[Tag]] = [[] for _ in texts]
         if self.semantic is not None and semantic:
@@ -347,9 +350,9 @@ class TaxonomyTagger:
                 row += len(clauses)
                 semantic_tags[number] = self.semantic.tag_clauses(text, clauses, block, lexical[number])
         tag_lists = []
-        for text, kind, lex, sem in zip(texts, kinds, lexical, semantic_tags):
+        for simple, kind, lex, sem in zip(simple_texts, kinds, lexical, semantic_tags):
             tags = sorted(lex + sem, key=lambda t: (t.start, t.end, t.concept_id))
-            roles = self.roles.assign(text, [RoleSpan(t.start, t.end, t.method == "semantic") for t in tags], kind,
+            roles = self.roles.assign(simple, [RoleSpan(t.start, t.end, t.method == "semantic") for t in tags], kind,
                                       [self._role_category(t.concept_id, t.category) for t in tags])
             tag_lists.append([replace(t, role=r) for t, r in zip(tags, roles)])
         if self.refiner is not None and refine:
