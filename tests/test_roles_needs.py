@@ -256,6 +256,10 @@ def test_location_reads_chinese_admin_names(services, text, name_en):
     ("希望能和我们合作半年左右。", "duration", (6, "month")),
     ("最好一周内给到初稿。", "duration", None),
     ("Could you send comments within a week?", "duration", None),
+    ("每周六下午去打工子弟学校给孩子们上美术课。", "mode", "on_site"),
+    ("平时开会都在 Zoom 上，偶尔电话。", "mode", "remote"),
+    ("Happy to do it all by Zoom.", "mode", "remote"),
+    ("我在医院做了八年护士，擅长伤口护理。", "mode", None),  # works at a hospital: no mode said
 ])
 def test_needs_fields(services, text, field, expected):
     value = _needs(services, text)[field]

@@ -450,9 +450,9 @@ def parse_number(raw: str) -> float | None:
 # Patterns
 # ----------------------------------------------------------------------------------------------------
 _REMOTE = re.compile(
-    r"远程|遠程|遠端|遥距|线上|線上|网上|在线|云端|居家|在家|不用到场|无需到场|不需要到场|视频会议|腾讯会议|视频通话|微信视频|"
+    r"远程|遠程|遠端|远端|遥距|(?:zoom|teams|skype)\s*上|线上|線上|网上|在线|云端|居家|在家|不用到场|无需到场|不需要到场|视频会议|腾讯会议|视频通话|微信视频|"
     r"视频沟通|视频连线|电话沟通|语音沟通|飞书会议|钉钉会议|不用见面|无需见面|不需要见面|邮件沟通|邮件联系|邮件往来|"
-    r"(?<![A-Za-z])(?:remote(?:ly)?|online|virtual(?:ly)?|from\s+home|from\s+anywhere|over\s+zoom|via\s+zoom|on\s+zoom|zoom\s+only|"
+    r"(?<![A-Za-z])(?:remote(?:ly)?|online|virtual(?:ly)?|(?:all\s+)?(?:by|over|via|on)\s+(?:microsoft\s+)?(?:zoom|teams|skype|google\s+meet|the\s+phone|video\s+calls?)|from\s+home|from\s+anywhere|over\s+zoom|via\s+zoom|on\s+zoom|zoom\s+only|"
     r"zoom\s+is\s+fine|(?:over|via|on)\s+(?:teams|skype|google\s+meet|whatsapp|wechat)|no\s+travel(?:\s+(?:needed|required))?|"
     r"video\s+calls?|over\s+video|wfh|(?:all\s+)?(?:by|over|via)\s+e-?mail|e-?mail\s+only|(?:(?<!\d)\d+-minute|one-hour|an\s+hour-long|weekly|"
     r"evening|video|phone|zoom|teams)\s+calls?)(?![A-Za-z])",
@@ -463,7 +463,8 @@ _ON_SITE = re.compile(
     r"(?:来|去|到|來)(?:机构|機構|社区|社區|学校|學校|中心|现场|店里|我们这|办公室|辦公室|收容所|园区|医院|村里|营地|"
     r"机构碰|社区里)|来帮忙|过去帮忙|可以过去|来拍|去拍|來拍|出外景|碰面|见面|見面|碰个面|碰一次面|约见|面谈|"
     r"(?:来|去|跑|过来|过去)(?:一趟|一次|几趟|几次)|全程在场|需要在场|要在场|入户|来馆|到馆|馆里帮忙|"
-    r"(?:来|去|到)[^，。；！？,.;!?\n]{0,8}?(?:之家|服务站|工作站|驿站|图书馆|门诊|病房)|"
+    r"(?:来|去|到|嚟)[^，。；！？,.;!?\n]{0,8}?(?:之家|服务站|工作站|驿站|图书馆|门诊|病房|学校|基地|活动中心|医院|村小|营地)|"
+    r"来上课|来搭把手|搭把手|能出差|可以出差|打车过去|"
     r"(?<![A-Za-z])(?:in[\s-]person|on[\s-]?site|at\s+our\s+(?:[A-Z][a-z]+\s+)?(?:office|centre|center|clinic|school|site|hall|premises)|"
     r"(?:need|have|able)\s+to\s+be\s+there|field\s+(?:days?|visits?|trips?|work)|fieldwork|join\s+us\s+at|"
     r"face[\s-]to[\s-]face|on\s+the\s+ground|come\s+(?:in|to\s+our|to\s+your|to\s+the|along|down)|on\s+location|"
