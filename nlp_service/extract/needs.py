@@ -645,7 +645,7 @@ _DELIVERABLE_EN = re.compile(
     re.IGNORECASE,
 )
 _NEED_CUE = re.compile(
-    r"需要|急需|想找|想请|想請|寻找|希望|缺|想要|誠徵|徵求|麻烦|帮我们|幫我們|looking\s+for|we\s+need|need|want|would\s+like|"
+    r"需要|急需|想找|想请|想請|寻找|希望|缺|想要|誠徵|徵求|诚征|征求|麻烦|帮我们|幫我們|looking\s+for|we\s+need|need|want|would\s+like|"
     r"hoping|help\s+us|seeking|after\s+someone|asking\s+for",
     re.IGNORECASE,
 )
