@@ -43,7 +43,7 @@ class Settings:
     role_model_path: Path = Path("models/role-refiner")
     role_refiner: bool = True
     # Ranking: final score = (1 - tag_weight) * cosine + tag_weight * skill overlap.
-    tag_weight: float = 0.25
+    tag_weight: float = 0.15
     candidate_pool: int = 100
     query_cache_size: int = 1_024  # query analyses (tags, needs, vector) kept per worker, by text
     max_text_chars: int = 20_000

@@ -161,7 +161,8 @@ def calibrate_bands(items: Sequence[MatchGoldItem], rankings: Sequence[Sequence[
 
 BASELINES: dict[str, RankingWeights] = {
     "cosine only (naive)": RankingWeights(skills=0.0, location=0.0, language=0.0, hours=0.0, declined=0.0),
-    "cosine + skill overlap (previous ranking)": RankingWeights(location=0.0, language=0.0, hours=0.0, declined=0.0),
+    "cosine + skill overlap (previous ranking)": RankingWeights(skills=0.25, location=0.0, language=0.0, hours=0.0,
+                                                                 declined=0.0),
 }
 
 
