@@ -72,6 +72,22 @@ def test_a_negation_the_rules_found_stands(trained):
     assert trained.predict([instance]) == ["declined"]
 
 
+def test_a_clause_that_only_looks_negated_declines_nothing(services, trained):
+    """A refiner that always says "declined" keeps it only where the clause has a real negation cue."""
+    import numpy as np
+
+    classes = list(ROLES)
+    intercept = np.full(len(classes), -5.0, dtype=np.float32)
+    intercept[classes.index("declined")] = 5.0
+    coef = np.zeros((len(classes), trained.coef.shape[1]), dtype=np.float32)
+    always_declined = RoleRefiner(coef, intercept, classes, trained.meta, services.embedder.embed)
+    ok = "写接口、做数据库设计都没问题。"
+    refused = "数据库设计我不做。"
+    instances = [RoleInstance.of(ok, "volunteer", ok.index("数据库设计"), ok.index("数据库设计") + 5, "offered"),
+                 RoleInstance.of(refused, "volunteer", 0, 5, "offered")]
+    assert always_declined.predict(instances) == ["offered", "declined"]
+
+
 def test_a_refiner_that_does_not_fit_is_refused(services, trained, tmp_path):
     target = tmp_path / "refiner"
     trained.save(target)

@@ -294,6 +294,13 @@ def _cues(text: str, start: int, end: int, kind: str | None) -> list[Cue]:
     return found
 
 
+def only_false_negation(text: str, start: int, end: int) -> bool:
+    """Whether the clause text[start:end] looks negated only through phrases that are no negation
+    ("都没问题", "not only", "不错") and holds no real negation cue."""
+    return bool(_NOT_NEGATION.search(text, start, end)) and not any(
+        c.type == "declined" for c in _cues(text, start, end, None))
+
+
 @dataclass(frozen=True, slots=True)
 class RoleSpan:
     """A tag's position: what the role assigner needs from a tag."""
