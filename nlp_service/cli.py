@@ -361,9 +361,11 @@ def match(obj: Context, text: str | None, kind: str | None, document_id: str | N
               help="Another local sentence-transformers folder to evaluate with.")
 @click.option("--taxonomy", "taxonomy_dir", type=click.Path(path_type=Path), default=None,
               help="Another taxonomy folder to evaluate.")
-@click.option("--lexical-only", is_flag=True, help="Turn semantic tagging off.")
+@click.option("--lexical-only", is_flag=True, help="Turn semantic tagging off (the default, see the semantic_tags setting).")
+@click.option("--semantic", is_flag=True, help="Turn semantic tagging on, with the semantic_threshold_* settings.")
 @click.option("--calibration", "calibration_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="threshold_curve.json from 'calibrate' for this model: use its best thresholds.")
+              default=None, help="threshold_curve.json from 'calibrate' for this model: tag semantically with its best "
+                                 "thresholds.")
 @click.option("--matches", "match_gold", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A graded match gold (e.g. corpus/eval/match_test.jsonl): P@1, nDCG@5 and same-language share "
                    "with bootstrap 95% intervals, beside naive baselines, on the published index.")
@@ -376,7 +378,7 @@ def match(obj: Context, text: str | None, kind: str | None, document_id: str | N
               help="Feedback database for --feedback [default: the feedback_db setting, var/store/feedback.sqlite].")
 @click.pass_obj
 def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, compare_files: tuple[Path, Path] | None,
-             model_path: Path | None, taxonomy_dir: Path | None, lexical_only: bool,
+             model_path: Path | None, taxonomy_dir: Path | None, lexical_only: bool, semantic: bool,
              calibration_file: Path | None, match_gold: Path | None, agreement_file: Path | None = None,
              feedback: bool = False, feedback_db: Path | None = None) -> None:
     """Score taxonomy tagging against gold data: P/R/F1 micro and macro, per category, language, method, span.
@@ -415,8 +417,11 @@ def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, comp
     if agreement_file is not None:
         _evaluate_agreement(gold_file, agreement_file)
         return
+    if lexical_only and (semantic or calibration_file is not None):
+        raise click.UsageError("--lexical-only cannot be combined with --semantic or --calibration")
     try:
-        report = _run_evaluation(obj, gold_file, model_path, taxonomy_dir, lexical_only, calibration_file)
+        report = _run_evaluation(obj, gold_file, model_path, taxonomy_dir, lexical_only, calibration_file,
+                                 semantic=semantic)
     except NlpServiceError as exc:
         raise _fail(exc) from exc
     results = report["results"]
@@ -519,12 +524,14 @@ def _evaluate_matches(obj: Context, gold_path: Path, report_dir: Path | None) ->
 
 
 def _run_evaluation(obj: Context, gold_file: Path, model_path: Path | None, taxonomy_dir: Path | None,
-                    lexical_only: bool, calibration_file: Path | None = None) -> dict:
+                    lexical_only: bool, calibration_file: Path | None = None, *, semantic: bool = False) -> dict:
     from tqdm import tqdm
 
     from nlp_service.evaluation.tagging import run_gold_evaluation
 
     overrides: dict[str, object] = {"semantic_tags": False} if lexical_only else {}
+    if semantic or calibration_file is not None:
+        overrides["semantic_tags"] = True
     if calibration_file is not None:
         curve = json.loads(calibration_file.read_text(encoding="utf-8"))
         overrides["semantic_threshold_zh"] = curve["per_language"]["zh"]["best_threshold"]
@@ -534,7 +541,8 @@ def _run_evaluation(obj: Context, gold_file: Path, model_path: Path | None, taxo
         raise click.ClickException(f"{calibration_file} was calibrated for model {curve.get('model')!r}, "
                                    f"not {services.embedder.name!r}")
     with tqdm(desc="tagging", unit="text", file=sys.stderr) as bar:
-        return run_gold_evaluation(services, gold_file, lexical_only=lexical_only, progress=bar.update)
+        return run_gold_evaluation(services, gold_file, lexical_only=not services.settings.semantic_tags,
+                                   progress=bar.update)
 
 
 @main.command()
@@ -564,7 +572,7 @@ def calibrate(obj: Context, gold_file: Path, out_dir: Path, low: float, high: fl
     if not 0 < step < 1 or low >= high:
         raise click.BadParameter("need low < high and 0 < step < 1")
     try:
-        services = obj.services(model_path=model_path)
+        services = obj.services(model_path=model_path, semantic_tags=True)
         items = load_gold(gold_file, services.taxonomy)
     except NlpServiceError as exc:
         raise _fail(exc) from exc
