@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from nlp_service.extract.script import to_simplified
+from nlp_service.extract.script import load_jionlp, to_simplified
 
 if TYPE_CHECKING:
     from nlp_service.extract.objects import ObjectReader
@@ -327,10 +327,9 @@ def _add_china_admin_names(zh_names: dict[str, str], by_name: Mapping[tuple[str,
     word rather than a place.
     """
     try:
-        import jionlp
+        jionlp = load_jionlp()
     except ImportError:  # the gazetteer still works from GeoNames alone
         return
-    logging.getLogger().handlers  # jionlp prints a banner on import; nothing else to do here
     table = jionlp.china_location_loader()
     for province, body in table.items():
         names = {province, *_aliases(body)}
@@ -387,9 +386,7 @@ def _aliases(entry: Mapping[str, Any]) -> list[str]:
 
 def _simplified(name: str) -> str:
     try:
-        import jionlp
-
-        return jionlp.tra2sim(name, mode="char")
+        return load_jionlp().tra2sim(name, mode="char")
     except Exception:  # the converter is an optional nicety
         return name
 
@@ -1129,9 +1126,7 @@ def _resurface(value: Any, original: str) -> Any:
 def _jionlp_times(text: str, reference: dt.date) -> list[dict[str, Any]]:
     import time
 
-    import jionlp
-
-    logging.getLogger().handlers  # jionlp logs parse errors on the root logger; we silence them below
+    jionlp = load_jionlp()  # it logs parse errors on the root logger; they are silenced below
     base = time.mktime((reference.year, reference.month, reference.day, 0, 0, 0, 0, 0, -1))
     root = logging.getLogger()
     level = root.level
