@@ -192,6 +192,8 @@ def test_needs_from_an_english_profile(services):
     ("办公室在徐汇，周末可以线下见。", "Shanghai"),
     ("机构在西安，账一直用金蝶做。", "Xi’an"),  # not a 西安区 of another city
     ("蓝天白云下办一场义卖。", None),
+    ("报名一直靠群接龙，人一多就乱。", None),  # a WeChat sign-up list, not the town of Jielong
+    ("郑州的社区报名靠群接龙。", "Zhengzhou"),
     ("Charity shop on Gloucester Road, Bristol.", "Bristol"),
 ])
 def test_location_reads_chinese_admin_names(services, text, name_en):

@@ -213,6 +213,10 @@ class Gazetteer:
                             and not candidate.endswith("市") \
                             and (population < 1_000_000 or tag[:1] in "mvadpcufr"):
                         continue
+                    # a proper noun of another kind names a small town less often than a brand, a feature or a
+                    # person: 群接龙 (a WeChat sign-up list) is not Jielong, 大顺 and 永福 are shop names
+                    if tag == "nz" and population < 100_000:
+                        continue
                     zh_names.setdefault(candidate, pid)  # most populous city first
             en = city["name"]
             if en not in _AMBIGUOUS_EN and len(en) > 3:
