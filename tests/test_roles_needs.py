@@ -262,6 +262,13 @@ def test_location_reads_chinese_admin_names(services, text, name_en):
     ("平时开会都在 Zoom 上，偶尔电话。", "mode", "remote"),
     ("Happy to do it all by Zoom.", "mode", "remote"),
     ("我在医院做了八年护士，擅长伤口护理。", "mode", None),  # works at a hospital: no mode said
+    # both kinds of cue in one sentence are hybrid; in different sentences the last says how the work is done
+    ("可以到站里面对面聊，也可以Zoom。", "mode", "hybrid"),
+    ("Happy to meet in Leeds or remote.", "mode", "hybrid"),
+    ("我们的社工每周上门看望独居老人。这次的宣传册设计全程线上沟通就行。", "mode", "remote"),
+    ("We run video calls for isolated seniors. For this project we'd need you at our office twice.", "mode",
+     "on_site"),
+    ("线上为主。每个月能来中心一次更好。", "mode", "hybrid"),  # the main way, and an addition
 ])
 def test_needs_fields(services, text, field, expected):
     value = _needs(services, text)[field]

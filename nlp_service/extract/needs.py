@@ -451,12 +451,13 @@ def parse_number(raw: str) -> float | None:
 # Patterns
 # ----------------------------------------------------------------------------------------------------
 _REMOTE = re.compile(
-    r"远程|遠程|遠端|远端|遥距|(?:zoom|teams|skype)\s*上|线上|線上|网上|在线|云端|居家|在家|不用到场|无需到场|不需要到场|视频会议|腾讯会议|视频通话|微信视频|"
+    r"喺屋企|在屋企|远程|遠程|遠端|远端|遥距|(?:zoom|teams|skype)\s*上|线上|線上|网上|在线|云端|居家|在家|不用到场|无需到场|不需要到场|视频会议|腾讯会议|视频通话|微信视频|"
     r"视频沟通|视频连线|电话沟通|语音沟通|飞书会议|钉钉会议|不用见面|无需见面|不需要见面|邮件沟通|邮件联系|邮件往来|"
     r"(?<![A-Za-z])(?:remote(?:ly)?|online|virtual(?:ly)?|(?:all\s+)?(?:by|over|via|on)\s+(?:microsoft\s+)?(?:zoom|teams|skype|google\s+meet|the\s+phone|video\s+calls?)|from\s+home|from\s+anywhere|over\s+zoom|via\s+zoom|on\s+zoom|zoom\s+only|"
     r"zoom\s+is\s+fine|(?:over|via|on)\s+(?:teams|skype|google\s+meet|whatsapp|wechat)|no\s+travel(?:\s+(?:needed|required))?|"
     r"video\s+calls?|over\s+video|wfh|(?:all\s+)?(?:by|over|via)\s+e-?mail|e-?mail\s+only|(?:(?<!\d)\d+-minute|one-hour|an\s+hour-long|weekly|"
-    r"evening|video|phone|zoom|teams)\s+calls?)(?![A-Za-z])",
+    r"evening|video|phone|zoom|teams)\s+calls?|(?-i:Zoom|Microsoft\s+Teams|MS\s+Teams|Google\s+Meet)|"
+    r"(?:or|otherwise|and|on|via)\s+(?-i:Teams))(?![A-Za-z])",
     re.IGNORECASE,
 )
 _ON_SITE = re.compile(
@@ -464,7 +465,8 @@ _ON_SITE = re.compile(
     r"(?:来|去|到|來)(?:机构|機構|社区|社區|学校|學校|中心|现场|店里|我们这|办公室|辦公室|收容所|园区|医院|村里|营地|"
     r"机构碰|社区里)|来帮忙|过去帮忙|可以过去|来拍|去拍|來拍|出外景|碰面|见面|見面|碰个面|碰一次面|约见|面谈|"
     r"(?:来|去|跑|过来|过去)(?:一趟|一次|几趟|几次)|全程在场|需要在场|要在场|入户|来馆|到馆|馆里帮忙|"
-    r"(?:来|去|到|嚟)[^，。；！？,.;!?\n]{0,8}?(?:之家|服务站|工作站|驿站|图书馆|门诊|病房|学校|基地|活动中心|医院|村小|营地)|"
+    r"(?:来|去|到|嚟)[^，。；！？,.;!?\n]{0,8}?(?:之家|服务站|工作站|驿站|图书馆|门诊|病房|学校|基地|活动中心|医院|村小|营地|办公室|辦公室)|"
+    r"(?:来|去|到|來)[\u4e00-\u9fff]{2,4}?(?:住|待|呆)(?:[一二两三四五六七八九十几\d]+|上)?(?:天|晚|周|个星期|段时间|几天|一阵)|"
     r"来上课|来搭把手|搭把手|能出差|可以出差|打车过去|"
     r"(?<![A-Za-z])(?:in[\s-]person|on[\s-]?site|at\s+our\s+(?:[A-Z][a-z]+\s+)?(?:office|centre|center|clinic|school|site|hall|premises)|"
     r"(?:need|have|able)\s+to\s+be\s+there|field\s+(?:days?|visits?|trips?|work)|fieldwork|join\s+us\s+at|"
@@ -472,13 +474,22 @@ _ON_SITE = re.compile(
     r"at\s+the\s+venue|at\s+(?:the|our|your|community)\s+(?:centres?|centers?|school|clinic|office|site|venue|hall|library|"
     r"shelter)|show\s+up|travel\s+(?:to|within)|site\s+visits?|in\s+the\s+room|(?:odd|occasional|the\s+odd)\s+visits?|"
     r"visits?\s+to\s+(?:the|our|your)|pop\s+in(?:to)?|drop\s+by|drop\s+in(?:to)?|"
-    r"in\s+our\s+(?:office|centre|center))(?![A-Za-z])",
+    r"in\s+our\s+(?:office|centre|center)|(?:one|a|an\s+occasional|the\s+occasional|monthly|quarterly)\s+visits?"
+    r"(?=\s+(?:a|per|each|every|to|or|in)\b|[,.;)]|$))(?![A-Za-z])",
     re.IGNORECASE,
 )
+_NEAR = 60  # characters between a remote and an on-site cue of one hybrid statement
+_SENTENCE_END = re.compile(r"[。！？!?\n]+|(?<=[A-Za-z0-9)”\"])\.(?=\s+[A-Z\u4e00-\u9fff])")
+# "线上为主", "mostly remote": the main way, so a cue in another sentence adds to it
+_MAIN_WAY = re.compile(r"为主|為主|主要(?:是)?(?:线上|远程|线下)|(?<![A-Za-z])(?:mostly|mainly|primarily|largely)\s+"
+                       r"(?:remote|online|virtual|in[\s-]person|on[\s-]?site|from\s+home|by\s+zoom)", re.IGNORECASE)
 _HYBRID = re.compile(
     r"线上线下结合|线上\s*[+＋和与/]\s*线下|线下\s*[+＋和与/]\s*线上|线上或线下|混合|"
     r"(?<![A-Za-z])(?:hybrid|mix\s+of\s+remote|partly\s+remote|remote\s+(?:and|or|\+|/)\s+(?:in[\s-]person|on[\s-]?site)|"
-    r"(?:in[\s-]person|on[\s-]?site)\s+(?:and|or|\+|/)\s+remote)(?![A-Za-z])",
+    r"(?:in[\s-]person|on[\s-]?site)\s+(?:and|or|\+|/)\s+remote|mix\s+of\s+(?:zoom|calls|online|video)|"
+    r"(?:remote|online|zoom|virtual(?:ly)?)\s*(?:or|/)\s*in\s+(?:[A-Z][a-z]+|person)|"
+    r"(?-i:[A-Z][a-z]+)\s*(?:or|/)\s*(?:remote|online|线上)|"
+    r"(?:phone\s+|video\s+)?calls?\s+or\s+in[\s-]person)(?![A-Za-z])",
     re.IGNORECASE,
 )
 _RANGE = r"(?:\s*(?:-|–|—|~|～|到|至|to|or)\s*" + "(" + _NUM + "|" + _EN_NUM + "))?"
@@ -799,21 +810,44 @@ class NeedsExtractor:
 
     # -- fields ------------------------------------------------------------------------------------
     def _mode(self, text: str) -> tuple[str, Evidence | None] | None:
+        """remote / on_site / hybrid. Both kinds of cue in one sentence ("可以线下，也可以Zoom", "online or in
+        Chennai") make hybrid; in different sentences the last one states how the work is done, the earlier
+        one is usually the organisation's own service or a topic ("为独居老人上门探访。……线上沟通即可"),
+        unless one is said to be the main way ("线上为主。偶尔来一趟").
+        """
         hybrid = _HYBRID.search(text)
         if hybrid:
             return ("hybrid", _ev(text, hybrid.start(), hybrid.end()))
-        remote = _first_unnegated(_REMOTE, text)
-        on_site = _first_unnegated(_ON_SITE, text)
-        if remote and on_site:
-            if _negated_before(text, on_site.start()):  # "不需要到场" is remote only
-                return ("remote", _ev(text, remote.start(), remote.end()))
-            first = min(remote, on_site, key=lambda m: m.start())
-            return ("hybrid", _ev(text, first.start(), max(remote.end(), on_site.end())))
-        if remote:
+        cues = sorted([("remote", m) for m in _REMOTE.finditer(text)]
+                      + [("on_site", m) for m in _ON_SITE.finditer(text) if not _negated_before(text, m.start())],
+                      key=lambda c: c[1].start())
+        if not cues:
+            return None
+        if len({kind for kind, _ in cues}) == 1:
+            kind, match = cues[0]
+            return (kind, _ev(text, match.start(), match.end()))
+        remote = next(m for k, m in cues if k == "remote")
+        if any(_negated_before(text, m.start()) for m in _ON_SITE.finditer(text)):  # "不需要到场" is remote only
             return ("remote", _ev(text, remote.start(), remote.end()))
-        if on_site:
-            return ("on_site", _ev(text, on_site.start(), on_site.end()))
-        return None
+        ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+        sentences = list(zip([0, *ends], [*ends, len(text)]))
+
+        def sentence_of(match: re.Match[str]) -> int:
+            return next((i for i, (a, b) in enumerate(sentences) if a <= match.start() < b), -1)
+
+        by_sentence: dict[int, list[tuple[str, re.Match[str]]]] = {}
+        for kind, match in cues:
+            by_sentence.setdefault(sentence_of(match), []).append((kind, match))
+        for group in by_sentence.values():
+            near = [(a, b) for a, b in zip(group, group[1:]) if a[0] != b[0] and b[1].start() - a[1].end() <= _NEAR]
+            if near:
+                first, last = near[0][0][1], near[0][1][1]
+                return ("hybrid", _ev(text, first.start(), last.end()))
+        if any(_MAIN_WAY.search(text[sentences[i][0]:sentences[i][1]]) for i in by_sentence if i >= 0):
+            first, last = cues[0][1], cues[-1][1]
+            return ("hybrid", _ev(text, first.start(), last.end()))
+        kind, match = cues[-1]
+        return (kind, _ev(text, match.start(), match.end()))
 
     def _hours_per_week(self, text: str) -> tuple[float, Evidence] | None:
         for pattern in (_HOURS_WEEK_ZH, _HOURS_WEEK_ZH_AFTER, _HOURS_WEEK_EN):
