@@ -215,6 +215,14 @@ def test_location_reads_chinese_admin_names(services, text, name_en):
     ("可以视频沟通，也可以来办公室面谈。", "mode", "hybrid"),
     ("希望春节前做完，大概需要投入30小时。", "total_hours", 30),
     ("每周投入3小时", "total_hours", None),  # a weekly rate is no total
+    ("每周能挤出三四个小时帮忙看账。", "hours_per_week", 4),
+    ("每週可以給兩到三個鐘。", "hours_per_week", 3),
+    ("每周两次，每次3小时。", "hours_per_week", None),  # two sessions of three hours: not said as a weekly total
+    ("希望4月12日春季开学前能上线。", "deadline", "2027-04-12"),  # the date, its event, then 前
+    ("Ideally before the new term starts on 9 April.", "deadline", "2027-04-09"),
+    ("Our council grant round closes 14 February.", "deadline", "2027-02-14"),
+    ("Latest by end Jan, can?", "deadline", "2027-01-31"),
+    ("In the end may be we just print it.", "deadline", None),
     ("项目为期一个季度，每周开一次线上会。", "duration", (3, "month")),
     ("每周可投入5小时，周末也行。", "total_hours", None),
     ("每次大约两小时，一共三次。", "total_hours", None),

@@ -495,8 +495,9 @@ _HYBRID = re.compile(
 _RANGE = r"(?:\s*(?:-|–|—|~|～|到|至|to|or)\s*" + "(" + _NUM + "|" + _EN_NUM + "))?"
 _HOURS_WEEK_ZH = re.compile(
     r"(?:每周|每週|每个?星期|每個?星期|一周|一週|每礼拜|每禮拜|一星期|周均|每周大概|每周约)"
-    r"(?:大概|大约|大約|约|約|能有|可以|可|能|抽|至少|最多|抽出|拿出|投入|有|平均)*\s*"
-    r"(" + _NUM + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(?:小时|小時|钟头|鐘頭|hrs?\b|hours?\b|h\b)"
+    r"(?:大概|大约|大約|约|約|能有|可以|可|能|抽|至少|最多|抽出|拿出|投入|有|平均)*"
+    r"(?:[\u4e00-\u9fff]{0,4}?(?<![次天日晚]))\s*"  # 每周能挤出, 每周线上聊, 每週可以給 (not 每周两次，每次…)
+    r"(" + _NUM + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(?:小时|小時|钟头|鐘頭|(?<=[个個])\s*(?:钟|鐘)|hrs?\b|hours?\b|h\b)"
 )
 _HOURS_WEEK_ZH_AFTER = re.compile(r"(" + _NUM + r")" + _RANGE + r"\s*(?:个\s*)?小时\s*/\s*(?:周|星期)")
 _WEEKDAYS = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|week)"
@@ -583,20 +584,25 @@ _MONTHS["sept"] = 9
 _MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
 _DEADLINE_CUE_EN = re.compile(
     r"(?:by|before|until|till|no\s+later\s+than|deadline(?:\s+is)?\s*[:：]?|due(?:\s+by|\s+on)?|ready\s+(?:by|for)|"
-    r"finished\s+by|done\s+by|in\s+time\s+for)\s*(?:the\s+)?(?:(?:our|the|your)\s+(?:[A-Za-z'-]+\s+){0,2}(?:on|of)\s+)?"
+    r"finished\s+by|done\s+by|in\s+time\s+for|(?:grant|application|applications|submissions?|call|round|fund)\s+"
+    r"(?:closing|closes|close|closing\s+date|is\s+due|due)(?:\s+on)?)\s*(?:the\s+)?"
+    r"(?:(?:our|the|your)\s+(?:[A-Za-z'-]+\s+){0,2}(?:on|of)\s+)?"
+    r"(?:(?<=before\s)(?:[A-Za-z'-]+\s+){1,4}(?:on|of)\s+)?"
     r"(?:end\s+of\s+|mid-?\s*)?$",
     re.IGNORECASE,
 )
 _DATE_EN = re.compile(
     r"(?<![A-Za-z0-9])(?:(?:the\s+)?(?P<d1>\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m1>" + _MONTH_RE + r")"
     r"|(?P<m2>" + _MONTH_RE + r")\.?\s+(?P<d2>\d{1,2})(?:st|nd|rd|th)?(?![0-9])"
-    r"|(?P<end>end\s+of\s+)(?P<m3>" + _MONTH_RE + r"))(?:,?\s+(?P<y>20\d\d))?(?![A-Za-z])"
+    r"|(?P<end>end\s+of\s+|end\s+(?-i:(?=[A-Z])))(?P<m3>" + _MONTH_RE + r"))(?:,?\s+(?P<y>20\d\d))?(?![A-Za-z])"
     r"|(?P<iso>20\d\d-\d\d-\d\d)",
     re.IGNORECASE,
 )
 _ZH_DEADLINE_HINT = re.compile(r"前|之前|以前|截止|截至|为止|底前|以内|deadline|交稿|交付|完成|上线|交")
 _ZH_DEADLINE_BEFORE = re.compile(r"(?:截止日期|截止时间|截止|截至|交付日期|交稿日期|最晚|最迟|deadline|ddl|DDL)\s*[：:是为]?\s*$",
                                  re.IGNORECASE)
+# "2月23日春季开学前", "2027年3月8日妇女节前上线": a date, the event on it, then 前
+_ZH_BEFORE_EVENT = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]{1,10}?(?:之前|以前|前)(?![后後台测測期端辈輩面线線沿])")
 _FESTIVAL = re.compile(r"节|寒假|暑假|开学|学期")
 _ZH_OUTPUTS = (
     "报告|報告|报表|報表|方案|计划|計劃|手册|手冊|教材|课件|課件|网站|網站|首页|主页|小程序|海报|海報|视频|影片|片段|短片|照片|"
@@ -985,7 +991,7 @@ class NeedsExtractor:
             trailing = text[end : end + 4]
             leading = text[max(0, start - 12) : start]
             is_deadline = low == "-inf" or bool(_ZH_DEADLINE_HINT.search(surface + trailing[:2])) or bool(
-                _ZH_DEADLINE_BEFORE.search(leading))
+                _ZH_DEADLINE_BEFORE.search(leading)) or bool(_ZH_BEFORE_EVENT.match(text, end))
             day = high if is_deadline else low
             if day in ("inf", "-inf"):
                 continue
