@@ -216,6 +216,12 @@ def test_location_reads_chinese_admin_names(services, text, name_en):
     ("希望春节前做完，大概需要投入30小时。", "total_hours", 30),
     ("每周投入3小时", "total_hours", None),  # a weekly rate is no total
     ("每周能挤出三四个小时帮忙看账。", "hours_per_week", 4),
+    ("每周一个下午，commitment 至少 six months。", "duration", (6, "month")),
+    ("先试 10 weeks 看看效果。", "duration", (10, "week")),
+    ("We estimate three full days in the field.", "duration", (3, "day")),
+    ("Two hours a month, for a year or so.", "duration", (1, "year")),
+    ("I have volunteered there for three years.", "duration", None),  # experience
+    ("明年春天下乡两周，给村民讲控糖。", "duration", (2, "week")),
     ("每週可以給兩到三個鐘。", "hours_per_week", 3),
     ("每周两次，每次3小时。", "hours_per_week", None),  # two sessions of three hours: not said as a weekly total
     ("希望4月12日春季开学前能上线。", "deadline", "2027-04-12"),  # the date, its event, then 前

@@ -534,7 +534,7 @@ _SESSIONS = re.compile(
 # "每周可投入5小时", "每次大概2小时": a rate, not the engagement's total
 _RATE_BEFORE = re.compile(r"(?:每周|每週|每个?星期|一周|每月|每个月|每天|每晚|每次|每节|每场)[^，。；,;]{0,4}$")
 _DURATION_ZH = re.compile(
-    r"(?:(?P<pre>为期|為期|持续|持續|周期|週期|历时|大约|大概|预计|预期|约|需要|要|共|总共|跟|陪|做|连续|连着|合作期|服务期|项目期|住|待上|驻点|坚持|至少|最好是|先试|试|不超过|别超过|commit|合作|先承诺|承诺|服务)\s*)?(" + _NUM
+    r"(?:(?P<pre>为期|為期|持续|持續|周期|週期|历时|大约|大概|预计|预期|约|需要|要|共|总共|跟|陪|做|连续|连着|合作期|服务期|项目期|住|待上|驻点|坚持|至少|最好是|先试|试|不超过|别超过|commitment|commit|合作|先承诺|承诺|服务|陪同|下乡|下鄉|驻村|学期|學期)\s*)?(" + _NUM
     + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(天|周|週|星期|个月|個月|月|年|季度)(?P<post>左右|时间|的时间|的项目|的周期|的培训|的活动|的工作坊|营|内|內|)"
 )
 # An amount of work in hours that is not a rate: "(8–10 hrs)", "approx. 20 hrs over 2 months", "大概10小时的活儿"
@@ -553,9 +553,10 @@ _LOOSE_HOURS = re.compile(
 )
 _DURATION_EN = re.compile(
     r"(?:for|over|across|lasting|about|around|roughly|approximately|spanning|within|commitment(?:\s+of)?|"
-    r"commit(?:\s+to|\s+for)?|timeline(?:\s+of)?|time\s*frame(?:\s+of)?|trial(?:\s+of)?|at\s+least|minimum(?:\s+of)?)\s+"
-    r"(?:the\s+next\s+|about\s+|around\s+|at\s+least\s+|roughly\s+)?"
-    r"(" + _EN_NUM + r")" + _RANGE + r"\s+(days?|weeks?|months?|years?)\b|"
+    r"commit(?:\s+to|\s+for)?|timeline(?:\s+of)?|time\s*frame(?:\s+of)?|trial(?:\s+of)?|at\s+least|minimum(?:\s+of)?|"
+    r"estimate|estimated|先试|试|大概|大约|约|至少|起码)\s*"
+    r"(?:the\s+next\s+|about\s+|around\s+|at\s+least\s+|roughly\s+|至少\s*|大概\s*|大约\s*|约\s*)?"
+    r"(" + _EN_NUM + r")" + _RANGE + r"\s+(?:full\s+|whole\s+)?(days?|weeks?|months?|years?)\b|"
     r"(?<![A-Za-z0-9])(" + _EN_NUM + r")" + r"[\s-]+(day|week|month|year)s?[\s-]+(?:[A-Za-z'-]+\s+){0,3}?(?:project|engagement|placement|"
     r"commitment|programme|program|contract|assignment|pilot|campaign|secondment|residency|course|workshop|training|"
     r"event|camp|festival|conference|retreat|bootcamp|conclave|summit|symposium|fair|exhibition|trip|visit|tour|mission|"
@@ -932,8 +933,8 @@ class NeedsExtractor:
                 continue  # "within a week": how soon (a deadline), not how long
             if re.match(r"\s*(?:a|per|each|every)\s+(?:week|month|fortnight)", text[match.end():match.end() + 16], re.I):
                 continue  # "one day a week" is a rate
-            if unit_raw == "year" and match.group(1):
-                continue  # "for six years": experience far more often than an engagement
+            if unit_raw == "year" and match.group(1) and (parse_number(match.group(1)) or 2) > 1:
+                continue  # "for six years": experience far more often than an engagement ("for a year" is one)
             if unit_raw not in DURATION_UNITS:
                 continue
             start = match.start()
