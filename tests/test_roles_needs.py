@@ -216,6 +216,10 @@ def test_location_reads_chinese_admin_names(services, text, name_en):
     ("希望春节前做完，大概需要投入30小时。", "total_hours", 30),
     ("每周投入3小时", "total_hours", None),  # a weekly rate is no total
     ("每周能挤出三四个小时帮忙看账。", "hours_per_week", 4),
+    ("預計總共8至10個鐘。", "total_hours", 10),  # Cantonese 個鐘 is an hour
+    ("之后线上推进，预计总共20-25 hours。", "total_hours", 25),
+    ("1月9日下午带一场3小时的工作坊。", "total_hours", 3),
+    ("每场2小时的工作坊，看报名情况再定场次。", "total_hours", None),
     ("每周一个下午，commitment 至少 six months。", "duration", (6, "month")),
     ("先试 10 weeks 看看效果。", "duration", (10, "week")),
     ("We estimate three full days in the field.", "duration", (3, "day")),

@@ -512,7 +512,7 @@ _HOURS_WEEK_EN = re.compile(
 _TOTAL_HOURS_ZH = re.compile(
     r"(?:(?:总共|總共|一共)(?:大概|大约|约)?(?:能|可以|可)?投(?:入)?|总共|總共|一共|合计|总计|共计|共|累计|总|全程|预计|預計|"
     r"(?<![每周週天月])(?:需要|要|预计)?投入)(?:大概|大约|约|需要|要)?\s*(" + _NUM + r")" + _RANGE
-    + r"\s*(?:个\s*)?(?:小时|钟头)"
+    + r"\s*(?:(?:个\s*)?(?:小时|钟头)|个\s*钟|hours?\b|hrs?\b)"
 )
 _TOTAL_HOURS_EN = re.compile(
     r"(?<![A-Za-z0-9])(" + _EN_NUM + r")" + _RANGE + r"\s*(?:hours?|hrs?)\s+(?:in\s+total|total|overall|altogether|all\s+in)|"
@@ -542,9 +542,9 @@ _LOOSE_HOURS = re.compile(
     r"\(\s*(?:approx\.?\s*|about\s+|around\s+|~\s*)?(" + _EN_NUM + r")" + _RANGE + r"\s*(?:hrs?|hours?)\s*\)|"
     r"(?:approx\.?|about|around|roughly|~)\s*(" + _EN_NUM + r")" + _RANGE + r"\s*(?:hrs?|hours?)\s+"
     r"(?:over|across|in\s+total|total|of\s+work|of\s+your\s+time)\b|"
-    r"(?<![每月次场天周週])(" + _NUM + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(?:小时|小時|钟头)(?:左右)?(?:的)?"
+    r"(?<![每月次天周週])(?<!每场)(?<!每場)(" + _NUM + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(?:小时|小時|钟头)(?:左右)?(?:的)?"
     r"(?:活儿|活|工作量|工作|分享|讲座|培训|課|课|workshop|工作坊)|"
-    r"(?:大约|大概|约|總共|一次|做一次|(?:大约|大概|约|预计)?(?:需要|要)|讲|分享|上)\s*(" + _NUM + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(?:小时|小時|钟头|hours?|hrs?)"
+    r"(?:大约|大概|约|總共|一次|做一次|(?:大约|大概|约|预计)?(?:需要|要)|讲|分享|上)\s*(" + _NUM + r")" + _RANGE + r"\s*(?:(?:个\s*|個\s*)?(?:小时|小時|钟头|hours?|hrs?)|个\s*钟(?!头))"
     r"(?!\s*(?:/|a\s+|per\s+|each\s+|every\s+)?\s*(?:week|month|day|周|週|星期|月|天))|"
     r"(?<![每月次场天周週半])(" + _NUM + r")\s*(?:个\s*|個\s*)?(?:小时|小時)左右|"
     r"(?<![A-Za-z])(?:about|around|roughly|approximately)\s+(" + _EN_NUM + r")" + _RANGE + r"\s+(?:hours?|hrs?)\b"
