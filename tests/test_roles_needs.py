@@ -193,6 +193,10 @@ def test_needs_from_an_english_profile(services):
     ("机构在西安，账一直用金蝶做。", "Xi’an"),  # not a 西安区 of another city
     ("蓝天白云下办一场义卖。", None),
     ("报名一直靠群接龙，人一多就乱。", None),  # a WeChat sign-up list, not the town of Jielong
+    ("我们是香港一个照顾独居长者的小组。", "Hong Kong"),  # a province in jionlp's table, a city here
+    ("大理的扎染合作社想拍一组产品图。", "Dali"),  # an autonomous prefecture; 合作 is no town (Hezuo)
+    ("希望和高校加强合作。", None),
+    ("人在温哥华，可以远程帮忙。", "Vancouver"),  # jieba tags it a person's name
     ("郑州的社区报名靠群接龙。", "Zhengzhou"),
     ("Charity shop on Gloucester Road, Bristol.", "Bristol"),
 ])

@@ -199,6 +199,7 @@ class Gazetteer:
                 zh_name = max(han, key=lambda a: (freq.get(a, 0), -len(a)))
                 if freq and freq.get(zh_name, 0) == 0:
                     zh_name = min(han, key=len)
+                zh_name = _simplified(zh_name)  # 溫哥華 -> 温哥华: names are shown in simplified Chinese
             places.append({"id": pid, "name_en": city["name"], "name_zh": zh_name, "country": city["countrycode"]})
             population = int(city.get("population") or 0)
             for name in han:
@@ -209,7 +210,8 @@ class Gazetteer:
                     tag = word_tags.get(candidate) if word_tags is not None else None
                     # jieba tags most cities "ns"; an everyday word (another tag) is kept only for a big city
                     # (proper-noun tags nz / nrt count as names: 斯图加特 is "nrt", a transliteration)
-                    if tag is not None and not tag.startswith("ns") and tag not in ("nz", "nrt") \
+                    foreign_name = tag == "nr" and len(candidate) >= 3 and city["countrycode"] not in ("CN", "TW", "HK", "MO")
+                    if tag is not None and not tag.startswith("ns") and tag not in ("nz", "nrt") and not foreign_name \
                             and not candidate.endswith("市") \
                             and (population < 1_000_000 or tag[:1] in "mvadpcufr"):
                         continue
@@ -317,6 +319,7 @@ class Gazetteer:
 
 
 _MUNICIPALITIES = ("北京", "上海", "天津", "重庆")
+_CITY_REGIONS = ("香港", "澳门")  # provinces in jionlp's table, cities everywhere else
 
 
 def _add_china_admin_names(zh_names: dict[str, str], by_name: Mapping[tuple[str, str], str],
@@ -337,7 +340,7 @@ def _add_china_admin_names(zh_names: dict[str, str], by_name: Mapping[tuple[str,
     table = jionlp.china_location_loader()
     for province, body in table.items():
         names = {province, *_aliases(body)}
-        if not any(name.startswith(m) for name in names for m in _MUNICIPALITIES):
+        if not any(name.startswith(m) for name in names for m in (*_MUNICIPALITIES, *_CITY_REGIONS)):
             for name in names:
                 zh_names.pop(name, None)
         for city, city_body in body.items():
@@ -346,11 +349,14 @@ def _add_china_admin_names(zh_names: dict[str, str], by_name: Mapping[tuple[str,
             entries = [(city, city_body)] + [(county, county_body) for county, county_body in city_body.items()
                                              if not county.startswith("_") and isinstance(county_body, dict)]
             for full, entry in entries:
-                if not full.endswith("市"):
+                if not full.endswith(("市", "自治州")):  # 大理白族自治州 is Dali
                     continue
                 for alias in _aliases(entry):
                     if len(alias) < 2 or alias in _AMBIGUOUS_ZH:
                         continue
+                    tag = word_tags.get(alias) if word_tags is not None else None
+                    if tag is not None and (tag[:1] in "vadpcufmqr" or tag == "vn"):
+                        continue  # 合作 (Hezuo) is "cooperation" in running text
                     romanised = re.sub(r"[1-5]", "", "".join(jionlp.pinyin(alias, formater="simple")))
                     pid = by_name.get((romanised.casefold(), "CN"))
                     if pid is not None:  # a city GeoNames knows: its Chinese name is a place, whatever jieba says
