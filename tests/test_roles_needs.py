@@ -197,6 +197,8 @@ def test_needs_from_an_english_profile(services):
     ("大理的扎染合作社想拍一组产品图。", "Dali"),  # an autonomous prefecture; 合作 is no town (Hezuo)
     ("希望和高校加强合作。", None),
     ("人在温哥华，可以远程帮忙。", "Vancouver"),  # jieba tags it a person's name
+    ("Our clinic in Pilsen serves Chicago's Mexican families.", "Chicago"),  # a neighbourhood that is a town elsewhere
+    ("Grew up in Leeds, now teaching in Darwin.", "Leeds"),  # the first of two real cities stays
     ("郑州的社区报名靠群接龙。", "Zhengzhou"),
     ("Charity shop on Gloucester Road, Bristol.", "Bristol"),
 ])

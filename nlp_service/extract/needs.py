@@ -163,6 +163,7 @@ class Gazetteer:
         self._aliases = dict(aliases or {})
         self._zh_lengths = sorted({len(n) for n in self._zh}, reverse=True)
         self._parents: dict[str, str] = {}
+        self._population: dict[str, int] = {}
         self._en_max_words = max((n.count(" ") + 1 for n in self._en), default=1)
 
     @classmethod
@@ -200,8 +201,9 @@ class Gazetteer:
                 if freq and freq.get(zh_name, 0) == 0:
                     zh_name = min(han, key=len)
                 zh_name = _simplified(zh_name)  # 溫哥華 -> 温哥华: names are shown in simplified Chinese
-            places.append({"id": pid, "name_en": city["name"], "name_zh": zh_name, "country": city["countrycode"]})
             population = int(city.get("population") or 0)
+            places.append({"id": pid, "name_en": city["name"], "name_zh": zh_name, "country": city["countrycode"],
+                           "population": population})
             for name in han:
                 base = name[:-1] if name.endswith("市") and len(name) > 2 else name
                 for candidate in {name, base, _simplified(name), _simplified(base)}:
@@ -252,6 +254,7 @@ class Gazetteer:
         parents = {p["id"]: p["parent"] for p in raw["places"] if p.get("parent")}
         gazetteer = cls(places, raw["zh"], raw["en"])
         gazetteer._parents = parents
+        gazetteer._population = {p["id"]: int(p.get("population") or 0) for p in raw["places"]}
         return gazetteer
 
     def lookup(self, name: str) -> Place | None:
@@ -267,8 +270,23 @@ class Gazetteer:
         return self._resolved(place) if place is not None else None
 
     def find(self, text: str, boundaries: set[int] | None = None) -> tuple[Place, Evidence] | None:
-        """The first place named in ``text``. ``boundaries``: token boundaries a Chinese name must respect."""
-        best: tuple[int, Place, Evidence] | None = None
+        """The place ``text`` is about: the first one named, unless that is a small town and a city at least
+        twice its size is named too ("Pilsen, Chicago", "a Green Street clinic in Shanghai").
+        ``boundaries``: token boundaries a Chinese name must respect."""
+        found = self.find_all(text, boundaries)
+        if not found:
+            return None
+        first = found[0]
+        size = self._population.get(first[0].id, 0)
+        if 0 < size < _SMALL_TOWN:
+            bigger = [f for f in found[1:] if self._population.get(f[0].id, 0) >= 2 * size]
+            if bigger:
+                first = max(bigger, key=lambda f: self._population.get(f[0].id, 0))
+        return (self._resolved(first[0]), first[1])
+
+    def find_all(self, text: str, boundaries: set[int] | None = None) -> list[tuple[Place, Evidence]]:
+        """Every place named in ``text``, in text order (each name once, longest name first at a position)."""
+        out: list[tuple[int, Place, Evidence]] = []
         for match in re.finditer(r"[\u3400-\u9fff]{2,}", text):
             run, offset = match.group(0), match.start()
             i = 0
@@ -276,22 +294,17 @@ class Gazetteer:
                 for length in self._zh_lengths:
                     if i + length > len(run):
                         continue
-                    piece = run[i : i + length]
-                    pid = self._zh.get(piece)
+                    pid = self._zh.get(run[i : i + length])
                     if pid is None:
                         continue
                     start, end = offset + i, offset + i + length
                     if boundaries is not None and (start not in boundaries or end not in boundaries):
                         continue
-                    if best is None or start < best[0]:
-                        best = (start, self.places[pid], _ev(text, start, end))
+                    out.append((start, self.places[pid], _ev(text, start, end)))
+                    i += length
                     break
                 else:
                     i += 1
-                    continue
-                break
-            if best is not None:
-                break
         for match in re.finditer(r"(?<![A-Za-z])(?:[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,2}|HK|NYC|KL)(?![A-Za-z])", text):
             words = match.group(0)
             # try the longest prefix of capitalised words that is a city ("Hong Kong", "New York")
@@ -304,14 +317,10 @@ class Gazetteer:
                     pid = None  # "Gloucester Road" is a street, not Gloucester
                 if pid is not None:
                     start = match.start()
-                    if best is None or start < best[0]:
-                        best = (start, self.places[pid], _ev(text, start, start + len(candidate)))
+                    out.append((start, self.places[pid], _ev(text, start, start + len(candidate))))
                     break
-            if best is not None and best[0] <= match.start():
-                break
-        if not best:
-            return None
-        return (self._resolved(best[1]), best[2])
+        out.sort(key=lambda f: f[0])
+        return [(place, ev) for _, place, ev in out]
 
     def _resolved(self, place: Place) -> Place:
         parent = self._parents.get(place.id)
@@ -319,6 +328,7 @@ class Gazetteer:
 
 
 _MUNICIPALITIES = ("北京", "上海", "天津", "重庆")
+_SMALL_TOWN = 300_000  # people: a first-named place smaller than this gives way to a bigger one named later
 _CITY_REGIONS = ("香港", "澳门")  # provinces in jionlp's table, cities everywhere else
 
 
