@@ -119,6 +119,16 @@ def _needs(services, text, kind="request"):
     return services.tagger.tag(text, kind, reference=REFERENCE_DATE).needs.to_dict()
 
 
+@pytest.mark.parametrize("text,kind,codes", [
+    ("We provide an Arabic interpreter; we need a GP who can run the health check in English.", "request", ["en"]),
+    ("孩子们的马来语课已经有老师了，现在招线上英语老师。", "request", ["en"]),
+    ("想找一位能用粤语和老人聊天的志愿者。", "request", ["zh"]),  # ISO 639-1 has no code for Cantonese
+    ("Fluent in Spanish and Portuguese, happy to translate leaflets.", "volunteer", ["es", "pt"]),
+])
+def test_languages_named_only_as_background_are_not_needs(services, text, kind, codes):
+    assert [x["code"] for x in _needs(services, text, kind)["languages"]] == codes
+
+
 def test_needs_from_a_chinese_request(services):
     needs = _needs(services, "我们是一家自闭症儿童康复机构，想找人设计一张招募海报，3月底前要用。上海，线下。")
     assert (needs["location"]["name_en"], needs["location"]["name_zh"]) == ("Shanghai", "上海")

@@ -788,7 +788,7 @@ class NeedsExtractor:
             duration=self._duration(text),
             deadline=deadline,
             dates=dates,
-            languages=self._languages(text),
+            languages=self._working_languages(text, kind),
             causes=self._causes(text),
             deliverable=self._deliverable(text) if kind != "volunteer" else None,
         )
@@ -1104,6 +1104,17 @@ class NeedsExtractor:
                 if code and code not in found:
                     found[code] = _ev(text, match.start(), match.end())
         return tuple(sorted(found.items(), key=lambda item: item[1].start))
+
+    def _working_languages(self, text: str, kind: str | None) -> tuple[tuple[str, Evidence], ...]:
+        """The languages the work is done in: a language the text names only as background ("we provide an
+        Arabic interpreter", "材料都是中文的", "孩子们的马来语课") is left out, read by the tag-role rules."""
+        found = self._languages(text)
+        if not found or kind not in ("request", "volunteer"):
+            return found
+        from nlp_service.extract.roles import RoleAssigner, RoleSpan
+
+        roles = RoleAssigner().assign(text, [RoleSpan(ev.start, ev.end) for _, ev in found], kind)
+        return tuple(item for item, role in zip(found, roles) if role not in ("context", "declined"))
 
     def _causes(self, text: str) -> tuple[tuple[str, Evidence], ...]:
         found: dict[str, Evidence] = {}
