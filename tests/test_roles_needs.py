@@ -129,6 +129,13 @@ def test_languages_named_only_as_background_are_not_needs(services, text, kind, 
     assert [x["code"] for x in _needs(services, text, kind)["languages"]] == codes
 
 
+def test_a_longer_cause_term_names_the_causes_inside_it_too(services):
+    # corpus/needs/README.md: 流动儿童 (migrants) contains 儿童 (children): the text names both
+    causes = _needs(services, "我们给流动儿童做周末陪伴。")["causes"]
+    assert sorted(c["id"] for c in causes) == ["children_youth", "migrants_refugees"]
+    assert {c["id"]: c["span"]["surface"] for c in causes}["children_youth"] == "儿童"
+
+
 def test_needs_from_a_chinese_request(services):
     needs = _needs(services, "我们是一家自闭症儿童康复机构，想找人设计一张招募海报，3月底前要用。上海，线下。")
     assert (needs["location"]["name_en"], needs["location"]["name_zh"]) == ("Shanghai", "上海")

@@ -766,6 +766,10 @@ class NeedsExtractor:
             for term in cause.terms_en:
                 en_terms.setdefault(term.casefold(), cause.id)
         self._cause_zh = zh_terms
+        # a longer term names the causes of the terms inside it too (流动儿童: migrants and 儿童 children)
+        self._cause_zh_inner = {term: [(term.index(inner), inner) for inner in zh_terms
+                                       if inner != term and inner in term and zh_terms[inner] != zh_terms[term]]
+                                for term in zh_terms}
         self._cause_zh_re = re.compile("|".join(map(re.escape, sorted(zh_terms, key=len, reverse=True)))) if zh_terms else None
         self._cause_en_re = (
             re.compile(r"(?<![A-Za-z])(?:" + "|".join(re.escape(t) for t in sorted(en_terms, key=len, reverse=True))
@@ -1122,6 +1126,9 @@ class NeedsExtractor:
             for match in self._cause_zh_re.finditer(text):
                 cid = self._cause_zh[match.group(0)]
                 found.setdefault(cid, _ev(text, match.start(), match.end()))
+                for offset, inner in self._cause_zh_inner.get(match.group(0), ()):
+                    start = match.start() + offset
+                    found.setdefault(self._cause_zh[inner], _ev(text, start, start + len(inner)))
         if self._cause_en_re is not None:
             for match in self._cause_en_re.finditer(text):
                 word = match.group(0).casefold()
