@@ -136,7 +136,7 @@ class RankingWeights:
     """How the parts of a score add up. Defaults are tuned on corpus/eval/match_dev (see the README)."""
 
     skills: float = 0.15  # 0.25 before the role refiner's rule weight fell to 0.1 (dev P@1 .78 -> .87)
-    location: float = 0.06  # 0.12 and 0.10 until the needs rules of 2026-12-07 (fourth session): with the
+    location: float = 0.06  # 0.12 and 0.10 until the needs rules of 2026-12-07 (fifth session): with the
     language: float = 0.05  # extraction more often right, half the weight ranks match_dev best (nDCG@5 .799 -> .819)
     hours: float = 0.03
     declined: float = 0.15
