@@ -44,6 +44,8 @@ def test_training_data_are_the_tags_the_tagger_finds_with_gold_roles(services, s
 def test_the_test_part_is_never_training_data(services):
     with pytest.raises(GoldDataError, match="test part"):
         role_training_data(services, [ROOT / "corpus/eval/test.jsonl"])
+    with pytest.raises(GoldDataError, match="held-out sets"):
+        role_training_data(services, [ROOT / "corpus/eval/heldout/needs-e.jsonl"])
 
 
 def test_refiner_describes_itself_and_round_trips(services, trained, tmp_path):

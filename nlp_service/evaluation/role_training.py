@@ -36,6 +36,9 @@ def role_training_data(services: "Services", gold_files: Sequence[Path], *, batc
         path = Path(path)
         if path.name.startswith("test"):
             raise GoldDataError(f"{path}: the test part only reports numbers; train on dev and fresh sets")
+        if path.resolve().parent.name == "heldout":
+            raise GoldDataError(f"{path}: the held-out sets (corpus/eval/heldout/) only measure how far rules and "
+                                "models generalise; train on dev and fresh sets")
         items = load_gold(path, services.taxonomy)
         sources.append({"file": str(path), "sha256": file_hash(path), "texts": len(items)})
         for start in range(0, len(items), batch_size):
