@@ -321,7 +321,7 @@ class DocumentStore:
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # takes effect only when the file is created
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _set_wal(conn, busy_timeout)
             if str(mode).lower() != "wal":
                 raise StoreError(f"document store {path}: WAL mode is unavailable (journal_mode is {mode!r})")
             conn.execute(f"PRAGMA synchronous = {synchronous}")
@@ -904,3 +904,21 @@ def _marks(items: Sequence[object]) -> str:
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat()
 
+
+
+def _set_wal(conn: sqlite3.Connection, busy_timeout: float) -> str:
+    """``PRAGMA journal_mode = WAL``, retried for up to ``busy_timeout`` seconds: while another process creates
+    the file or switches it to WAL, SQLite answers "database is locked" at once, without waiting in its busy
+    handler (two writers opening a new store together hit this)."""
+    import time
+
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.005
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
