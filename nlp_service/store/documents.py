@@ -321,7 +321,7 @@ class DocumentStore:
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # takes effect only when the file is created
-            mode = _set_wal(conn, busy_timeout)
+            mode = set_wal(conn, busy_timeout)
             if str(mode).lower() != "wal":
                 raise StoreError(f"document store {path}: WAL mode is unavailable (journal_mode is {mode!r})")
             conn.execute(f"PRAGMA synchronous = {synchronous}")
@@ -906,7 +906,7 @@ def _now() -> str:
 
 
 
-def _set_wal(conn: sqlite3.Connection, busy_timeout: float) -> str:
+def set_wal(conn: sqlite3.Connection, busy_timeout: float) -> str:
     """``PRAGMA journal_mode = WAL``, retried for up to ``busy_timeout`` seconds: while another process creates
     the file or switches it to WAL, SQLite answers "database is locked" at once, without waiting in its busy
     handler (two writers opening a new store together hit this)."""

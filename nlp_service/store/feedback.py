@@ -26,7 +26,7 @@ from typing import Any, Iterator, Mapping
 
 from nlp_service.corpus import KINDS
 from nlp_service.errors import InvalidInputError
-from nlp_service.store.documents import StoreError
+from nlp_service.store.documents import StoreError, set_wal
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class FeedbackStore:
             conn.close()
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = set_wal(conn, self.busy_timeout)
         if str(mode).lower() != "wal":
             raise StoreError(f"feedback database {self.path}: WAL mode is unavailable (journal_mode is {mode!r})")
         conn.execute("BEGIN IMMEDIATE")  # two processes creating one new file: the second waits, then sees it
