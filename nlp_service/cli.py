@@ -515,6 +515,10 @@ def _evaluate_matches(obj: Context, gold_path: Path, report_dir: Path | None) ->
                                    "top-5 in query language")))
     bands = results["service"]["bands"]
     click.echo("bands (top 5): " + ", ".join(f"{b} {c['count']} ({c['share_grade2']} graded 2)" for b, c in bands.items()))
+    thresholds = results["service"]["band_thresholds"]
+    used, fitted = thresholds["in_use"], thresholds["calibrated"]
+    click.echo(f"band thresholds in use: strong >= {used['strong']:.3f}, possible >= {used['possible']:.3f}; "
+               f"calibrated on this gold: strong >= {fitted['strong']:.3f}, possible >= {fitted['possible']:.3f}")
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
         out = report_dir / "matches.json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -158,3 +159,25 @@ def test_match_by_document_id_and_usage_errors(runner, client, monkeypatch, sett
     assert runner.invoke(main, ["match", "会计", "--kind", "request", "--id", "req-2001"]).exit_code == 2
     missing = runner.invoke(main, ["match", "--id", "nope"])
     assert missing.exit_code == 1 and "no document 'nope'" in missing.output
+
+
+def test_evaluate_matches_reports_baselines_and_band_thresholds(runner, monkeypatch, settings, services, tmp_path):
+    _use(monkeypatch, settings)
+    root = Path(__file__).resolve().parents[1]
+    lines = (root / "corpus/eval/match_dev.jsonl").read_text(encoding="utf-8").splitlines()[:6]
+    gold = tmp_path / "matches.jsonl"
+    gold.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = runner.invoke(main, ["evaluate", "--matches", str(gold), "--report-dir", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "6 requests" in result.output and "cosine only (naive)" in result.output
+    assert "calibrated on this gold: strong >=" in result.output
+    report = json.loads((tmp_path / "out" / "matches.json").read_text(encoding="utf-8"))
+    bands = report["results"]["service"]["band_thresholds"]
+    assert bands["in_use"]["strong"] >= bands["in_use"]["possible"]
+    assert bands["calibrated"]["strong"] >= bands["calibrated"]["possible"]
+    # a judgement of a document the index does not hold is a clear error, not a silent zero
+    broken = json.loads(lines[0])
+    broken["judgements"][0]["id"] = "vol-does-not-exist"
+    gold.write_text(json.dumps(broken, ensure_ascii=False) + "\n", encoding="utf-8")
+    failed = runner.invoke(main, ["evaluate", "--matches", str(gold)])
+    assert failed.exit_code == 1 and "'vol-does-not-exist' is not in the index" in failed.output

@@ -180,4 +180,10 @@ def evaluate_matching(matcher: Matcher, index: "LoadedIndex", items: Sequence[Ma
                           query_semantic_tags=matcher.query_semantic_tags)
         rankings = rank_requests(variant, index, items, progress=progress)
         out[name] = score_rankings(items, rankings, index)
+        if name == "service":
+            strong, possible = calibrate_bands(items, rankings)
+            # the thresholds this gold would give (set RankingWeights.strong / .possible from match_dev's)
+            out[name]["band_thresholds"] = {"in_use": {"strong": matcher.weights.strong,
+                                                       "possible": matcher.weights.possible},
+                                            "calibrated": {"strong": strong, "possible": possible}}
     return out
