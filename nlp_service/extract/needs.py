@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from nlp_service.extract.roles import RoleAssigner, RoleSpan
 from nlp_service.extract.script import load_jionlp, to_simplified
 
 if TYPE_CHECKING:
@@ -845,8 +846,8 @@ class NeedsExtractor:
         hybrid = _HYBRID.search(text)
         if hybrid:
             return ("hybrid", _ev(text, hybrid.start(), hybrid.end()))
-        cues = sorted([("remote", m) for m in _REMOTE.finditer(text)]
-                      + [("on_site", m) for m in _ON_SITE.finditer(text) if not _negated_before(text, m.start())],
+        on_site = [(m, _negated_before(text, m.start())) for m in _ON_SITE.finditer(text)]
+        cues = sorted([("remote", m) for m in _REMOTE.finditer(text)] + [("on_site", m) for m, no in on_site if not no],
                       key=lambda c: c[1].start())
         if not cues:
             return None
@@ -854,7 +855,7 @@ class NeedsExtractor:
             kind, match = cues[0]
             return (kind, _ev(text, match.start(), match.end()))
         remote = next(m for k, m in cues if k == "remote")
-        if any(_negated_before(text, m.start()) for m in _ON_SITE.finditer(text)):  # "不需要到场" is remote only
+        if any(no for _, no in on_site):  # "不需要到场" is remote only
             return ("remote", _ev(text, remote.start(), remote.end()))
         ends = [m.end() for m in _SENTENCE_END.finditer(text)]
         sentences = list(zip([0, *ends], [*ends, len(text)]))
@@ -1115,9 +1116,7 @@ class NeedsExtractor:
         found = self._languages(text)
         if not found or kind not in ("request", "volunteer"):
             return found
-        from nlp_service.extract.roles import RoleAssigner, RoleSpan
-
-        roles = RoleAssigner().assign(text, [RoleSpan(ev.start, ev.end) for _, ev in found], kind)
+        roles = _rule_roles(text, [ev for _, ev in found], kind)
         return tuple(item for item, role in zip(found, roles) if role not in ("context", "declined"))
 
     def _causes(self, text: str) -> tuple[tuple[str, Evidence], ...]:
@@ -1183,12 +1182,15 @@ class NeedsExtractor:
         if candidates:
             # what the request asks for, not what it declines or already has ("We do NOT need a new logo",
             # "我们是一个服务…的志愿者团体"): the tag-role rules read the candidates like tags
-            from nlp_service.extract.roles import RoleAssigner, RoleSpan
-
-            roles = RoleAssigner().assign(text, [RoleSpan(c.start, c.end) for c in candidates], "request")
+            roles = _rule_roles(text, candidates, "request")
             candidates = [c for c, role in zip(candidates, roles) if role == "needed"]
         later = [c for c in candidates if c.start >= after] or candidates
         return min(later, key=lambda c: (c.start, -(c.end - c.start))) if later else None
+
+
+def _rule_roles(text: str, spans: Sequence[Evidence], kind: str) -> list[str]:
+    """The tag-role rules' reading of evidence spans as if they were tags (needed / declined / context...)."""
+    return RoleAssigner().assign(text, [RoleSpan(ev.start, ev.end) for ev in spans], kind)
 
 
 def _resurface(value: Any, original: str) -> Any:

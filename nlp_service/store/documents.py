@@ -54,6 +54,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Sequence
@@ -910,8 +911,6 @@ def set_wal(conn: sqlite3.Connection, busy_timeout: float) -> str:
     """``PRAGMA journal_mode = WAL``, retried for up to ``busy_timeout`` seconds: while another process creates
     the file or switches it to WAL, SQLite answers "database is locked" at once, without waiting in its busy
     handler (two writers opening a new store together hit this)."""
-    import time
-
     deadline = time.monotonic() + busy_timeout
     pause = 0.005
     while True:
