@@ -67,6 +67,21 @@ def test_refiner_describes_itself_and_round_trips(services, trained, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["refiner"]
 
 
+def test_the_concept_and_its_category_are_features_and_older_folders_still_load(services, small_gold, trained,
+                                                                                tmp_path):
+    instances, *_ = role_training_data(services, [small_gold])
+    assert all(i.concept_id in services.taxonomy.concepts and i.category for i in instances)
+    assert trained.meta["hyperparameters"]["concept_weight"] == 0.7
+    plain = train_role_refiner(services, [small_gold], concept_weight=0.0)
+    assert trained.coef.shape[1] == plain.coef.shape[1] + trained.meta["hyperparameters"]["concept_features"]
+    # a folder written before the concept features (no concept_weight in its meta) reads as before
+    del plain.meta["hyperparameters"]["concept_weight"]
+    plain.save(tmp_path / "old")
+    old = RoleRefiner.load(tmp_path / "old", services.embedder.embed, embedder_name=services.embedder.name)
+    sample = instances[:40]
+    assert old.predict(sample) == plain.predict(sample)
+
+
 def test_a_negation_the_rules_found_stands(trained):
     text = "We don't need a photographer; we need a video editor."
     start = text.index("photographer")

@@ -51,7 +51,7 @@ def role_training_data(services: "Services", gold_files: Sequence[Path], *, batc
                 for tag in result.tags:
                     if tag.concept_id in gold:
                         instances.append(RoleInstance.of(item.text, item.kind or None, tag.start, tag.end, tag.role,
-                                                         spans))
+                                                         spans, concept_id=tag.concept_id, category=tag.category))
                         roles.append(gold[tag.concept_id])
                         groups.append(f"{path.name}:{item.id}")
             if progress is not None:
@@ -60,9 +60,9 @@ def role_training_data(services: "Services", gold_files: Sequence[Path], *, batc
 
 
 def train_role_refiner(services: "Services", gold_files: Sequence[Path], *, c: float = 3.0, rule_weight: float = 0.1,
-                       progress: Callable[[int], None] | None = None) -> RoleRefiner:
+                       concept_weight: float = 0.7, progress: Callable[[int], None] | None = None) -> RoleRefiner:
     instances, roles, groups, sources = role_training_data(services, gold_files, progress=progress)
     if not instances:
         raise GoldDataError("the gold files hold no tag the tagger finds: nothing to train the role refiner on")
     return RoleRefiner.train(instances, roles, groups, services.embedder.embed, embedder_name=services.embedder.name,
-                             sources=sources, c=c, rule_weight=rule_weight)
+                             sources=sources, c=c, rule_weight=rule_weight, concept_weight=concept_weight)

@@ -2,8 +2,10 @@
 
 The cue rules were written on a few hundred gold texts and reach about 0.9 role accuracy there but
 about 0.78 on texts written later. The refiner is a multinomial logistic regression over, per tag:
-the rule's role, the text's kind, character n-grams of the words just before and after the tag, and
-sentence embeddings of the tag's clause and of the words before it in the clause. It is trained on
+the rule's role, the text's kind, character n-grams of the words just before and after the tag, the tag's
+concept and its category (each with the text's kind: some concepts are mostly an organisation's field,
+others mostly the work asked for), and sentence embeddings of the tag's clause and of the words before it
+in the clause. It is trained on
 the gold files (``nlp-service train-roles``) and saved as a self-describing folder: ``meta.json``
 (format, embedder, the rules' fingerprint, training files and their hashes, hyperparameters,
 cross-validated accuracy of rules and refiner) and ``weights.npz`` (no pickle).
@@ -28,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT = 1
 _HASH_FEATURES = 2**14
+_CONCEPT_FEATURES = 2**12
 _LEFT_CHARS = 24
 _RIGHT_CHARS = 12
 _CLAUSE_CHARS = 200
@@ -54,13 +57,16 @@ class RoleInstance:
     end: int
     rule_role: str
     clause: tuple[int, int]
+    concept_id: str = ""
+    category: str = ""
 
     @classmethod
     def of(cls, text: str, kind: str | None, start: int, end: int, rule_role: str,
-           clause_spans: Sequence[tuple[int, int]] | None = None) -> "RoleInstance":
+           clause_spans: Sequence[tuple[int, int]] | None = None, *, concept_id: str = "",
+           category: str = "") -> "RoleInstance":
         spans = clause_spans if clause_spans is not None else clauses(text)
         clause = next(((s, e) for s, e in spans if s <= start < e), (0, len(text)))
-        return cls(text, kind, start, end, rule_role, clause)
+        return cls(text, kind, start, end, rule_role, clause, concept_id, category)
 
     @property
     def left(self) -> str:
@@ -82,18 +88,33 @@ def _hashing():
                              alternate_sign=False, norm="l2")
 
 
+def _concept_hashing():
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    return HashingVectorizer(analyzer=lambda names: names, n_features=_CONCEPT_FEATURES, alternate_sign=False,
+                             norm=None)
+
+
+def _concept_names(instance: RoleInstance) -> list[str]:
+    kind = instance.kind or "-"
+    return [f"c:{instance.concept_id}:{kind}", f"k:{instance.category}:{kind}", f"k:{instance.category}"]
+
+
 def _features(instances: Sequence[RoleInstance], embed: Callable[[Sequence[str]], np.ndarray], rule_weight: float,
-              hashing=None):
+              hashing=None, concept_weight: float = 0.0):
     from scipy import sparse
 
     rules = np.array([[i.rule_role == r for r in ROLES] + [i.kind == "request"] for i in instances], dtype=np.float32)
     grams = (hashing or _hashing()).transform([f"L:{i.left} R:{i.right}" for i in instances])
+    blocks = [sparse.csr_matrix(rules * rule_weight), grams]
+    if concept_weight:  # refiners trained before the concept features have none
+        blocks.append(_concept_hashing().transform([_concept_names(i) for i in instances]) * concept_weight)
     wanted = [i.clause_text or "-" for i in instances] + [i.left.strip() or "-" for i in instances]
     unique = list(dict.fromkeys(wanted))  # tags of one clause share its embedding
     row = {text: n for n, text in enumerate(unique)}
     vectors = embed(unique)[[row[text] for text in wanted]]
     dense = np.hstack([vectors[: len(instances)], vectors[len(instances):]]).astype(np.float32)
-    return sparse.hstack([sparse.csr_matrix(rules * rule_weight), grams, sparse.csr_matrix(dense)]).tocsr()
+    return sparse.hstack([*blocks, sparse.csr_matrix(dense)]).tocsr()
 
 
 class RoleRefiner:
@@ -115,7 +136,9 @@ class RoleRefiner:
     def predict(self, instances: Sequence[RoleInstance]) -> list[Role]:
         if not instances:
             return []
-        features = _features(instances, self._embed, float(self.meta["hyperparameters"]["rule_weight"]), self._hashing)
+        hyper = self.meta["hyperparameters"]
+        features = _features(instances, self._embed, float(hyper["rule_weight"]), self._hashing,
+                             float(hyper.get("concept_weight", 0.0)))
         scores = np.asarray(features @ self.coef.T + self.intercept)
         if scores.shape[1] == 1:  # a two-class model keeps one row of weights
             scores = np.hstack([-scores, scores])
@@ -126,7 +149,8 @@ class RoleRefiner:
     @classmethod
     def train(cls, instances: Sequence[RoleInstance], gold_roles: Sequence[str], groups: Sequence[str],
               embed: Callable[[Sequence[str]], np.ndarray], *, embedder_name: str, sources: Sequence[dict[str, Any]],
-              c: float = 3.0, rule_weight: float = 0.1, folds: int = 5) -> "RoleRefiner":
+              c: float = 3.0, rule_weight: float = 0.1, concept_weight: float = 0.7,
+              folds: int = 5) -> "RoleRefiner":
         """Fit on ``instances`` (tags the tagger found in gold texts) and their gold roles; ``groups`` (text
         ids) keep a text's tags in one cross-validation fold."""
         from sklearn.linear_model import LogisticRegression
@@ -137,7 +161,7 @@ class RoleRefiner:
         labels = np.asarray(gold_roles)
         if len(set(labels)) < 2:
             raise RoleModelError("role refiner training needs gold tags of at least two roles")
-        features = _features(instances, embed, rule_weight)
+        features = _features(instances, embed, rule_weight, concept_weight=concept_weight)
         predicted = np.empty(len(labels), dtype=object)
         splits = min(folds, len(set(groups)))
         if splits >= 2:
@@ -154,7 +178,8 @@ class RoleRefiner:
             "rules": rules_fingerprint(),
             "trained_on": list(sources),
             "instances": len(instances),
-            "hyperparameters": {"c": c, "rule_weight": rule_weight, "hash_features": _HASH_FEATURES,
+            "hyperparameters": {"c": c, "rule_weight": rule_weight, "concept_weight": concept_weight,
+                                "hash_features": _HASH_FEATURES, "concept_features": _CONCEPT_FEATURES,
                                 "left_chars": _LEFT_CHARS, "right_chars": _RIGHT_CHARS},
             "cross_validation": {
                 "folds": splits,

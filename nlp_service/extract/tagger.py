@@ -308,7 +308,8 @@ class TaxonomyTagger:
         for text, kind, tags in zip(texts, kinds, tag_lists):
             spans = clauses(text) if tags else []
             kind = kind or infer_kind(text)
-            instances += [RoleInstance.of(text, kind, t.start, t.end, t.role, spans) for t in tags]
+            instances += [RoleInstance.of(text, kind, t.start, t.end, t.role, spans, concept_id=t.concept_id,
+                                          category=t.category) for t in tags]
         refined = iter(refiner.predict(instances))
         return [[replace(t, role=next(refined)) for t in tags] for tags in tag_lists]
 
