@@ -38,4 +38,7 @@ def test_tagging_is_pinned(services, pin_id):
     assert [[t.concept_id, t.surface, t.method] for t in tagged.tags] == pin["tags"]
     for tag in tagged.tags:
         assert pin["text"][tag.start : tag.end] == tag.surface
-    assert len({t.concept_id for t in tagged.tags}) == len(tagged.tags), "one tag per concept per text"
+    # one tag per mention, in text order; two mentions of a concept never overlap
+    assert [t.start for t in tagged.tags] == sorted(t.start for t in tagged.tags)
+    for a, b in zip(tagged.tags, tagged.tags[1:]):
+        assert not (a.concept_id == b.concept_id and b.start < a.end)

@@ -106,6 +106,15 @@ def test_declined_and_context_tags_stay_out_of_matching_concepts(services):
     assert "it.frontend" not in tagged.concept_ids and "it.backend" in tagged.concept_ids
 
 
+def test_each_mention_has_its_own_role(services):
+    """Last year's poster is background; this year's is the need: the concept is needed, with that evidence."""
+    text = "去年的海报是实习生做的，效果一般。今年想请一位设计师帮我们做一张义卖海报。"
+    tagged = services.tagger.tag(text, "request", refine=False)
+    posters = [t for t in tagged.tags if t.concept_id == "design.poster"]
+    assert [(t.start, t.role) for t in posters] == [(text.index("海报"), "context"), (text.rindex("海报"), "needed")]
+    assert "design.poster" in tagged.concept_ids
+
+
 def test_base_role_follows_kind_or_is_inferred(services):
     """The cue rules' base role (the learned refiner may overrule single tags; its share is tested above)."""
     text = "做了五年BI，Power BI都用过。"

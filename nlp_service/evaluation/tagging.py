@@ -33,23 +33,18 @@ def git_commit(cwd: Path | None = None) -> str:
 
 
 def _span_prf(tags: Sequence[Tag], item: GoldItem, *, overlap: bool) -> PRF:
-    """One predicted span per concept; it is right when it hits any gold span of the same concept."""
+    """A predicted concept is right when one of its mentions hits a gold span of the same concept."""
     gold = {label.concept_id: label.spans for label in item.labels if label.spans and label.role in MATCHING_ROLES}
-    tp = fp = 0
+    predicted: set[str] = set()
     matched: set[str] = set()
     for tag in tags:
-        spans = gold.get(tag.concept_id)
-        if not spans:
-            fp += 1
-            continue
+        predicted.add(tag.concept_id)
+        spans = gold.get(tag.concept_id, ())
         hit = any((tag.start, tag.end) == s for s in spans) if not overlap else any(
             tag.start < e and s < tag.end for s, e in spans)
         if hit:
-            tp += 1
             matched.add(tag.concept_id)
-        else:
-            fp += 1
-    return PRF(tp, fp, len(set(gold) - matched))
+    return PRF(len(matched), len(predicted - matched), len(set(gold) - matched))
 
 
 def evaluate_tagging(
@@ -91,7 +86,7 @@ def evaluate_tagging(
         if any(label.spans for label in item.labels):
             span_exact.append(_span_prf(matching_tags, item, overlap=False))
             span_overlap.append(_span_prf(matching_tags, item, overlap=True))
-        for tag in matching_tags:
+        for tag in {t.concept_id: t for t in reversed(matching_tags)}.values():  # each concept once, first mention
             if tag.concept_id not in gold_ids:
                 false_positives[tag.concept_id] += 1
                 if len(fp_examples[tag.concept_id]) < examples:

@@ -115,7 +115,9 @@ class LexicalTagger:
                 self.max_len = max(self.max_len, len(keys))
 
     def tag_tokens(self, text: str, tokens: Sequence[Token]) -> list[Tag]:
-        tags: dict[str, Tag] = {}
+        """Every mention, in text order: a concept declined in one clause and needed in another ("不用做海报。……
+        想请人做一张活动海报") keeps a tag, and a role, for each."""
+        tags: list[Tag] = []
         keys = [t.key for t in tokens]
         i = 0
         n = len(tokens)
@@ -132,14 +134,11 @@ class LexicalTagger:
                 if not _contiguous(text, window):
                     continue
                 start, end = window[0].start, window[-1].end
-                if pattern.concept_id not in tags:
-                    tags[pattern.concept_id] = _make_tag(
-                        self._taxonomy[pattern.concept_id], text, start, end, "lexical", 1.0
-                    )
+                tags.append(_make_tag(self._taxonomy[pattern.concept_id], text, start, end, "lexical", 1.0))
                 matched = length
                 break
             i += matched or 1
-        return list(tags.values())
+        return tags
 
 
 def _case_ok(pattern: _LabelPattern, window: Sequence[Token], text: str) -> bool:
