@@ -79,6 +79,12 @@ ROLE_CASES = [
     ("One of our members is a keen photographer. What we need is someone to take over our Instagram.", "request",
      "media.photography", "context"),
     ("想找会拍照的朋友帮猫咪拍领养照（不会修图也没关系！）", "request", "media.photography", "needed"),
+    # a refusal said after the skill with the speaker inside it, and Cantonese refusals
+    ("十年公众号运营，排版、选题都行，文案我是真不行😅", "volunteer", "marketing.copywriting", "declined"),
+    ("执业律师，合同审查可以帮，诉讼案子我接不了。", "volunteer", "legal.litigation", "declined"),
+    ("活动当天的摄影已经找好，亦唔需要航拍，想搵人做字幕。", "request", "media.drone", "declined"),
+    ("活动当天的摄影已经找好，亦唔需要航拍，想搵人做字幕。", "request", "media.photography", "context"),
+    ("我们不缺调音师，缺一位会剪视频的志愿者。", "request", "media.audio_recording", "declined"),
 ]
 
 
