@@ -85,6 +85,11 @@ ROLE_CASES = [
     ("活动当天的摄影已经找好，亦唔需要航拍，想搵人做字幕。", "request", "media.drone", "declined"),
     ("活动当天的摄影已经找好，亦唔需要航拍，想搵人做字幕。", "request", "media.photography", "context"),
     ("我们不缺调音师，缺一位会剪视频的志愿者。", "request", "media.audio_recording", "declined"),
+    # someone the organisation already has does it
+    ("小红书账号也有志愿者在运营，想找人帮忙做一套活动海报。", "request", "social.xiaohongshu", "context"),
+    ("我们的行政小林人很好，她还会用剪映剪点视频；现在缺一位会做预算的志愿者。", "request", "media.video_editing", "context"),
+    ("Our development lead writes every grant application, so what we need is a bookkeeper.", "request",
+     "fundraising.grant_writing", "context"),
 ]
 
 

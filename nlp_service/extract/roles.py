@@ -64,7 +64,10 @@ _HAS_PRE_ZH = _zh(
 # Staff an organisation (or a volunteer's workplace) already has: "驿站有两位持证社工和一名护士", "还有专职督导",
 # "店里常驻一位手语翻译", "平时拍摄有合作的摄像师" (not "希望有一位…", "需要有…", "没有…")
 _STAFF_PRE_ZH = (r"(?<![望要好想能果若没否])有(?:[一两二三四五六七八九十几\d]+\s*(?:位|名|个|個)|专职|全职|兼职|持证|注册|"
-                 r"专业的|自己的|固定的|合作的|驻场|驻校|常驻)|常驻|配了")
+                 r"专业的|自己的|固定的|合作的|驻场|驻校|常驻|同事|志愿者在|志愿者负责)|常驻|配了|同事(?:会|能|在|负责)|"
+                 r"外包给了?")
+# In a request, someone the text already named does it: "她还会用剪映剪点视频", "现在用的 logo 也是她设计的"
+_THIRD_PERSON_PRE_ZH = r"(?<![请找让])(?:她|他)们?(?:还|也|平时|已经|自己)?(?:会用|会|能|在|负责)"
 # A request describing what the organisation does: "The Esperanza Legal Clinic provides free legal representation"
 _ORG_DOES_EN = r"(?<![A-Za-z])(?<!you\s)(?<!who\s)(?<!to\s)(?:provides|offers|delivers)(?![A-Za-z])"
 # An event the organisation holds, for which it needs helpers: "is holding a charity bazaar", "12月19日在南山办一场义卖"
@@ -85,9 +88,11 @@ _ORG_PRE_EN = _en(
 _ORG_RUNS_EN = (r"(?:(?<=charity\s)|(?<=nonprofit\s)|(?<=organisation\s)|(?<=organization\s)|(?<=ngo\s)|(?<=NGO\s)|"
                 r"(?<=centre\s)|(?<=center\s)|(?<=clinic\s)|(?<=group\s)|(?<=network\s)|(?<=service\s)|(?<=trust\s))"
                 r"(?:running|that\s+runs|which\s+runs|offering|providing|delivering)(?![A-Za-z])|"
-                r"(?<![A-Za-z])(?:one\s+of\s+)?our\s+(?:own\s+)?(?:members?|volunteers?|staff|team|trustees?|board|chair|"
-                r"director|founder|ceo|manager|coordinator)\s+(?:is|are|has|have|does|do|handles?|runs?|covers?|writes?|"
-                r"already)(?![A-Za-z])")
+                r"(?<![A-Za-z])(?:one\s+of\s+)?our\s+(?:own\s+)?(?:[a-z]+\s+)?(?:members?|volunteers?|staff|team|trustees?|"
+                r"board|chair|director|founder|ceo|manager|coordinator|lead|officer)\s+(?:is|are|has|have|does|do|handles?|"
+                r"runs?|covers?|writes?|already)(?![A-Za-z])|"
+                r"(?<![A-Za-z])(?:partner|partners|contractor|agency|provider)(?:\s+[A-Za-z]+){0,4}?\s+(?:handles|runs|does|"
+                r"covers|provides)(?![A-Za-z])")
 # A volunteer's employer or day job is background, not the skill they offer ("在一家做认知症照护的社会企业负责员工培训").
 _WORKPLACE_PRE_ZH = _zh("在一家", "在某", "目前在一家", "现在在一家", "就职于", "任职于")
 _WORKPLACE_PRE_EN = _en("day job is", "day job", "my employer", "i work at", "i work for", "works at", "employed at",
@@ -153,7 +158,8 @@ _HAS_POST_ZH = _zh(
 )
 # someone else already does it: "配送由街道的车队负责", "文案和客服都是店长在做"
 _HANDLED_POST_ZH = (r"由[^，。；,;]{1,12}?(?:负责|承担|提供|搞定|包了)|都是[^，。；,;]{1,12}?在(?:做|管|弄|负责)|"
-                    r"有(?:同事|专人|全职|专职|人|合作的)[^，。；,;]{0,8}?(?:负责|在做|做|管|跟)|有[^，。；,;]{1,10}?把关")
+                    r"有(?:同事|专人|全职|专职|人|合作的?|志愿者)[^，。；,;]{0,8}?(?:负责|在做|在运营|做|管|跟|包了)|"
+                    r"有[^，。；,;]{1,10}?把关|(?:也|都)?是(?:她|他)们?(?:设计|做|写|拍|剪)的|(?:我们)?自己(?:能|会)?写")
 _HAS_POST_EN = _en(
     "provided", "will be provided", "is provided", "are provided", "is covered", "are covered", "covered",
     "reimbursed", "is reimbursed", "are reimbursed", "in place", "already done", "taken care of",
@@ -180,6 +186,7 @@ _PRE: tuple[tuple[CueType, re.Pattern[str], str], ...] = (
     ("context", re.compile(_WORKPLACE_PRE_EN, re.IGNORECASE), "volunteer"),
     ("context", re.compile(_HAS_PRE_ZH), "any"),
     ("context", re.compile(_STAFF_PRE_ZH), "any"),
+    ("context", re.compile(_THIRD_PERSON_PRE_ZH), "request"),
     ("context", re.compile(_ORG_DOES_EN, re.IGNORECASE), "request"),
     ("context", re.compile(_ORG_RUNS_EN, re.IGNORECASE), "request"),
     ("context", re.compile(_HAS_PRE_EN, re.IGNORECASE), "any"),
