@@ -198,6 +198,8 @@ def test_deliverable_is_what_is_asked_for(services, text, surface):
     "Looking for a video editor who can spare a weekend this month.",  # the output names the person asked for
     "We need someone who has built donor databases before to help us choose a CRM.",  # experience, not a need
     "想请一位老师把孩子们的作业批改一下。",  # the material worked on is no deliverable
+    "项目覆盖6个县，想请人帮两个忙：看看数据、给点建议。",  # places and favours are counted, and are no output
+    "义卖有30个摊位，需要几位志愿者当天来帮忙。",
 ])
 def test_no_deliverable(services, text):
     assert _needs(services, text)["deliverable"] is None

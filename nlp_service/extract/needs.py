@@ -633,7 +633,10 @@ _ZH_OUTPUTS = (
 _ZH_OUTPUT_END = re.compile(r"(?:" + _ZH_OUTPUTS + r"|表)$")
 _ZH_PERSON = re.compile(r"志愿者|志願者|老师|老師|顾问|顧問|律师|律師|人$|者$|师$|師$|员$|員$|壮丁|人手|小时|小時|"
                         r"周[一二三四五六日末]|週[一二三四五六日末]|上午|下午|晚上|机构|機構|组织|組織|团体|團體|"
-                        r"center|centre|中心$|小组$|团$|團$|团队$|群$|(?<![A-Za-z])(?:group|team|network|community)$")
+                        r"center|centre|中心$|小组$|团$|團$|团队$|群$|(?<![A-Za-z])(?:group|team|network|community)$|"
+                        # places, the people served and favours are counted too, and are no output: "6个县",
+                        # "帮两个忙", "30个摊位", "一个芒果合作社", "几个孩子"
+                        r"(?:县|縣|市|区|區|镇|鎮|乡|鄉|村|省|忙|摊位|攤位|合作社|孩子|小孩|学生|學生|老人|家长|家長|家庭)$")
 # "一张招募海报", "12 篇公众号推文", "一份 communications strategy": a counted thing
 _DELIVERABLE_ZH_COUNTED = re.compile(
     r"(?P<np>(?:一|两|兩|几|幾|一些|一整|(?<!\d)\d+\s*)(?:个|個|套|份|本|张|張|支|篇|部|版|款|组|組|期|段|条|條|封|幅|批|系列)"
