@@ -332,6 +332,14 @@ def test_location_reads_chinese_admin_names(services, text, name_en):
     ("We run video calls for isolated seniors. For this project we'd need you at our office twice.", "mode",
      "on_site"),
     ("线上为主。每个月能来中心一次更好。", "mode", "hybrid"),  # the main way, and an addition
+    ("方式：线上协作为主，偶尔周末一起去河边核对点位。", "mode", "hybrid"),
+    ("Mostly Zoom calls, plus being there on the night.", "mode", "hybrid"),
+    ("Happy to meet in Christchurch or Zoom.", "mode", "hybrid"),
+    ("Teams or Zoom is fine.", "mode", "remote"),
+    # "hybrid working" is a topic of the work, not its mode
+    ("Our handbook doesn't cover hybrid working yet. We'd meet over Teams.", "mode", "remote"),
+    ("Based in Bristol and happy to come to you.", "mode", "on_site"),
+    ("想给咱本地的公益组织搭把手，记账、报税都能整。", "mode", None),  # an idiom for helping, not a visit
 ])
 def test_needs_fields(services, text, field, expected):
     value = _needs(services, text)[field]

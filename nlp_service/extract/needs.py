@@ -473,7 +473,7 @@ _REMOTE = re.compile(
     r"(?<![A-Za-z])(?:remote(?:ly)?|online|virtual(?:ly)?|(?:all\s+)?(?:by|over|via|on)\s+(?:microsoft\s+)?(?:zoom|teams|skype|google\s+meet|the\s+phone|video\s+calls?)|from\s+home|from\s+anywhere|over\s+zoom|via\s+zoom|on\s+zoom|zoom\s+only|"
     r"zoom\s+is\s+fine|(?:over|via|on)\s+(?:teams|skype|google\s+meet|whatsapp|wechat)|no\s+travel(?:\s+(?:needed|required))?|"
     r"video\s+calls?|over\s+video|wfh|(?:all\s+)?(?:by|over|via)\s+e-?mail|e-?mail\s+only|(?:(?<!\d)\d+-minute|one-hour|an\s+hour-long|weekly|"
-    r"evening|video|phone|zoom|teams)\s+calls?|(?-i:Zoom|Microsoft\s+Teams|MS\s+Teams|Google\s+Meet)|"
+    r"evening|video|phone|zoom|teams)\s+calls?|video\s+option|(?-i:Zoom|Microsoft\s+Teams|MS\s+Teams|Google\s+Meet)|"
     r"(?:or|otherwise|and|on|via)\s+(?-i:Teams))(?![A-Za-z])",
     re.IGNORECASE,
 )
@@ -484,13 +484,14 @@ _ON_SITE = re.compile(
     r"(?:来|去|跑|过来|过去)(?:一趟|一次|几趟|几次)|全程在场|需要在场|要在场|入户|来馆|到馆|馆里帮忙|"
     r"(?:来|去|到|嚟)[^，。；！？,.;!?\n]{0,8}?(?:之家|服务站|工作站|驿站|图书馆|门诊|病房|学校|基地|活动中心|医院|村小|营地|办公室|辦公室)|"
     r"(?:来|去|到|來)[\u4e00-\u9fff]{2,4}?(?:住|待|呆)(?:[一二两三四五六七八九十几\d]+|上)?(?:天|晚|周|个星期|段时间|几天|一阵)|"
-    r"来上课|来搭把手|搭把手|能出差|可以出差|打车过去|"
+    r"来上课|来搭把手|能出差|可以出差|打车过去|实体进行|實體進行|实体授课|實體授課|实体活动|實體活動|"
     r"(?<![A-Za-z])(?:in[\s-]person|on[\s-]?site|at\s+our\s+(?:[A-Z][a-z]+\s+)?(?:office|centre|center|clinic|school|site|hall|premises)|"
     r"(?:need|have|able)\s+to\s+be\s+there|field\s+(?:days?|visits?|trips?|work)|fieldwork|join\s+us\s+at|"
     r"face[\s-]to[\s-]face|on\s+the\s+ground|come\s+(?:in|to\s+our|to\s+your|to\s+the|along|down)|on\s+location|"
     r"at\s+the\s+venue|at\s+(?:the|our|your|community)\s+(?:centres?|centers?|school|clinic|office|site|venue|hall|library|"
     r"shelter)|show\s+up|travel\s+(?:to|within)|site\s+visits?|in\s+the\s+room|(?:odd|occasional|the\s+odd)\s+visits?|"
-    r"visits?\s+to\s+(?:the|our|your)|pop\s+in(?:to)?|drop\s+by|drop\s+in(?:to)?|"
+    r"visits?\s+to\s+(?:the|our|your)|pop\s+in(?:to)?|pop\s+by|drop\s+by|drop\s+in(?:to)?|come\s+to\s+you|"
+    r"held\s+at\s+(?:our|the)|"
     r"in\s+our\s+(?:office|centre|center)|(?:one|a|an\s+occasional|the\s+occasional|monthly|quarterly)\s+visits?"
     r"(?=\s+(?:a|per|each|every|to|or|in)\b|[,.;)]|$))(?![A-Za-z])",
     re.IGNORECASE,
@@ -502,10 +503,15 @@ _MAIN_WAY = re.compile(r"为主|為主|主要(?:是)?(?:线上|远程|线下)|(?
                        r"(?:remote|online|virtual|in[\s-]person|on[\s-]?site|from\s+home|by\s+zoom)", re.IGNORECASE)
 _HYBRID = re.compile(
     r"线上线下结合|线上\s*[+＋和与/]\s*线下|线下\s*[+＋和与/]\s*线上|线上或线下|混合|"
-    r"(?<![A-Za-z])(?:hybrid|mix\s+of\s+remote|partly\s+remote|remote\s+(?:and|or|\+|/)\s+(?:in[\s-]person|on[\s-]?site)|"
+    # the main way, then an occasional other one: "线上协作为主，偶尔周末一起去河边", "线上沟通为主，杭州本地也可以约面聊",
+    # "Mostly Zoom calls, plus being there on the night"
+    r"(?:线上|線上|远程|遠程|网上)[\u4e00-\u9fff]{0,4}(?:为主|為主)[，,、]?\s*(?:偶尔|偶爾|有时|有時|不定期|必要时|[\u4e00-\u9fff]{0,6}也可以)|"
+    r"(?<![A-Za-z])(?:mostly|mainly)\s+(?:remote|online|zoom|video|virtual)(?:\s+calls?)?\s*,?\s*(?:plus|with|but)(?![A-Za-z])|"
+    r"(?<![A-Za-z])(?:hybrid(?!\s+work)|mix\s+of\s+remote|partly\s+remote|remote\s+(?:and|or|\+|/)\s+(?:in[\s-]person|on[\s-]?site)|"
     r"(?:in[\s-]person|on[\s-]?site)\s+(?:and|or|\+|/)\s+remote|mix\s+of\s+(?:zoom|calls|online|video)|"
     r"(?:remote|online|zoom|virtual(?:ly)?)\s*(?:or|/)\s*in\s+(?:[A-Z][a-z]+|person)|"
-    r"(?-i:[A-Z][a-z]+)\s*(?:or|/)\s*(?:remote|online|线上)|"
+    r"(?-i:(?!(?:Zoom|Teams|Skype|Google|Microsoft|WhatsApp|WeChat|Phone|Video|Email)\b)[A-Z][a-z]+)\s*(?:or|/)\s*"
+    r"(?:remote|online|线上|zoom|teams|video)|"
     r"(?:phone\s+|video\s+)?calls?\s+or\s+in[\s-]person)(?![A-Za-z])",
     re.IGNORECASE,
 )
