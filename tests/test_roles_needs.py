@@ -149,6 +149,16 @@ def test_languages_named_only_as_background_are_not_needs(services, text, kind, 
     assert [x["code"] for x in _needs(services, text, kind)["languages"]] == codes
 
 
+@pytest.mark.parametrize("text,cause", [
+    ("我们是一个动保小组，想请人帮忙拍领养照。", "animal_welfare"),
+    ("服务新住民姊妹的协会，想找人做一份中越双语的宣传单。", "migrants_refugees"),
+    ("We're a small hospice in Leeds looking for a bookkeeper.", "health"),
+    ("Our youth club works in the slums of Kibera.", "poverty_livelihoods"),
+])
+def test_cause_terms(services, text, cause):
+    assert cause in [c["id"] for c in _needs(services, text)["causes"]]
+
+
 def test_a_longer_cause_term_names_the_causes_inside_it_too(services):
     # corpus/needs/README.md: 流动儿童 (migrants) contains 儿童 (children): the text names both
     causes = _needs(services, "我们给流动儿童做周末陪伴。")["causes"]
