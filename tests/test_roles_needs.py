@@ -144,6 +144,10 @@ def _needs(services, text, kind="request"):
     ("孩子们的马来语课已经有老师了，现在招线上英语老师。", "request", ["en"]),
     ("想找一位能用粤语和老人聊天的志愿者。", "request", ["zh"]),  # ISO 639-1 has no code for Cantonese
     ("Fluent in Spanish and Portuguese, happy to translate leaflets.", "volunteer", ["es", "pt"]),
+    ("We need someone who can write in Welsh and English.", "request", ["cy", "en"]),
+    ("Happy to help in English or Bahasa Malaysia.", "volunteer", ["en", "ms"]),
+    ("日译中的文件都可以帮忙。", "volunteer", ["ja", "zh"]),
+    ("能做中文和马来文的双语海报。", "volunteer", ["zh", "ms"]),
 ])
 def test_languages_named_only_as_background_are_not_needs(services, text, kind, codes):
     assert [x["code"] for x in _needs(services, text, kind)["languages"]] == codes

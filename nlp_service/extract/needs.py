@@ -760,6 +760,11 @@ _LANGUAGE_NAMES: dict[str, str] = {
     "greek": "el", "dutch": "nl", "swedish": "sv", "yoruba": "yo", "hausa": "ha", "igbo": "ig", "zulu": "zu",
     "khmer": "km", "lao": "lo", "mongolian": "mn", "kazakh": "kk", "tigrinya": "ti", "oromo": "om",
     "romanian": "ro", "hungarian": "hu", "czech": "cs", "kurdish": "ku", "sinhala": "si", "odia": "or",
+    "welsh": "cy", "gaelic": "gd", "bahasa malaysia": "ms", "bahasa melayu": "ms", "bahasa indonesia": "id",
+    "sinhalese": "si", "afrikaans": "af", "xhosa": "xh", "luganda": "lg", "kinyarwanda": "rw", "te reo": "mi",
+    "maori": "mi", "māori": "mi", "samoan": "sm", "tongan": "to",
+    "马来文": "ms", "印尼文": "id", "泰文": "th", "越南文": "vi", "阿拉伯文": "ar", "西班牙文": "es", "葡萄牙文": "pt",
+    "意大利文": "it", "韩国语": "ko", "缅甸文": "my", "老挝语": "lo", "柬埔寨语": "km", "高棉语": "km",
 }
 def language_code(name: str) -> str | None:
     """The ISO 639-1 code of a language name ("Cantonese" -> "zh", "日语" -> "ja"), or None."""
@@ -769,7 +774,9 @@ def language_code(name: str) -> str | None:
 _PAIRS = {"英译中": ("en", "zh"), "中译英": ("zh", "en"), "英译汉": ("en", "zh"), "汉译英": ("zh", "en"),
           "中英": ("zh", "en"), "英中": ("en", "zh"), "中英文": ("zh", "en"), "中日": ("zh", "ja"),
           "中韩": ("zh", "ko"), "中法": ("zh", "fr"), "eng/chi": ("en", "zh"), "en/zh": ("en", "zh"),
-          "zh/en": ("zh", "en"), "chi/eng": ("zh", "en")}
+          "zh/en": ("zh", "en"), "chi/eng": ("zh", "en"), "日译中": ("ja", "zh"), "中译日": ("zh", "ja"),
+          "日译英": ("ja", "en"), "韩译中": ("ko", "zh"), "中译韩": ("zh", "ko"), "法译中": ("fr", "zh"),
+          "中译法": ("zh", "fr"), "西译中": ("es", "zh"), "中译西": ("zh", "es"), "德译中": ("de", "zh")}
 _LANG_ZH = re.compile("|".join(sorted((k for k in [*_LANGUAGE_NAMES, *_PAIRS] if _HAN.search(k)), key=len, reverse=True)))
 _LANG_EN = re.compile(
     r"(?<![A-Za-z])(?:" + "|".join(sorted((re.escape(k) for k in [*_LANGUAGE_NAMES, *_PAIRS] if not _HAN.search(k)),
