@@ -146,9 +146,8 @@ _AMBIGUOUS_EN = {
 # Chinese city names in GeoNames that are everyday words in running text (来宾 guests, 中心 centre, 三条 three).
 _AMBIGUOUS_ZH = {"来宾", "中心", "三条", "天府", "和平", "东方", "开平", "长安", "新安", "白山", "通化", "东区", "西区",
                  "南区", "北区", "中区", "新城", "大同", "永康", "阳光", "新华", "胜利", "光明", "团结", "红旗",
-                 "白云", "古城", "城关", "青山", "开发区", "高新区", "新区", "城区", "郊区", "市区", "矿区", "林区"}
-# City names that are also everyday words in running text (a big city's name with a verb/adjective tag is kept)
-_EVERYDAY_WORDS = {"开封", "开平", "安康", "胜利", "大同", "和平", "光明", "团结"}
+                 "白云", "古城", "城关", "青山", "开发区", "高新区", "新区", "城区", "郊区", "市区", "矿区", "林区",
+                 "开封"}  # 开封后 "once opened", not Kaifeng
 # Written forms GeoNames lacks: abbreviations people use for a city.
 _ALIASES_EN = {"hk": "Hong Kong", "nyc": "New York City", "kl": "Kuala Lumpur", "bangalore": "Bengaluru"}
 # A district of a city-state is the city-state, for matching: Kowloon, Jurong, Sai Kung -> Hong Kong, Singapore.
@@ -216,12 +215,10 @@ class Gazetteer:
                     # jieba tags most cities "ns"; an everyday word (another tag) is kept only for a big city
                     # (proper-noun tags nz / nrt count as names: 斯图加特 is "nrt", a transliteration)
                     foreign_name = tag == "nr" and len(candidate) >= 3 and city["countrycode"] not in ("CN", "TW", "HK", "MO")
-                    # (a verb, adjective or adverb tag counts as a name for a city of a million people, unless the
-                    # word is an everyday one: jieba tags 大连, 首尔, 保定, 遵义 "d"/"v", but 开封 is "to unseal")
+                    # (a verb, adjective or adverb tag too: jieba tags 大连, 首尔, 保定, 遵义 "d"/"v")
                     if tag is not None and not tag.startswith("ns") and tag not in ("nz", "nrt") and not foreign_name \
                             and not candidate.endswith("市") \
-                            and (population < 1_000_000 or tag[:1] in "mpcufr"
-                                 or (tag[:1] in "vad" and candidate in _EVERYDAY_WORDS)):
+                            and (population < 1_000_000 or tag[:1] in "mpcufr"):
                         continue
                     # a proper noun of another kind names a small town less often than a brand, a feature or a
                     # person: 群接龙 (a WeChat sign-up list) is not Jielong, 大顺 and 永福 are shop names
@@ -317,19 +314,14 @@ class Gazetteer:
             words = match.group(0)
             # try the longest prefix of capitalised words that is a city ("Hong Kong", "New York")
             parts = re.split(r"(?<=[a-z])(?=[ -])", words)
-            if len(parts) > 1 and parts[0] in _COMPASS:  # "South Auckland", "Greater Manchester" (unless a city)
-                rest = self._en.get("".join(parts[1:]).lstrip(" -").casefold())
-                # a big city only: "North Carolina" is a state, not the town of Carolina in Puerto Rico
-                if self._en.get("".join(parts).casefold()) is None and self._en.get(parts[0].casefold()) is None \
-                        and rest is not None and self._population.get(rest, 0) >= 300_000:
-                    words = words[len(parts[0]) + 1:]
-                    match_start = match.start() + len(parts[0]) + 1
-                    parts = parts[1:]
-                    parts[0] = parts[0].lstrip(" -")
-                else:
-                    match_start = match.start()
-            else:
-                match_start = match.start()
+            match_start = match.start()
+            if len(parts) > 1 and parts[0] in _COMPASS and self._en.get(words.casefold()) is None \
+                    and self._en.get(parts[0].casefold()) is None:
+                # "South Auckland", "Greater Manchester" name a big city ("North Carolina" is no Carolina, PR)
+                rest = self._en.get(words[len(parts[0]) + 1:].casefold())
+                if rest is not None and self._population.get(rest, 0) >= 300_000:
+                    match_start += len(parts[0]) + 1
+                    parts = [parts[1].lstrip(" -"), *parts[2:]]
             for n in range(len(parts), 0, -1):
                 candidate = "".join(parts[:n])
                 pid = self._en.get(candidate.casefold())

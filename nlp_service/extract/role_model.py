@@ -101,14 +101,15 @@ def _concept_names(instance: RoleInstance) -> list[str]:
 
 
 def _features(instances: Sequence[RoleInstance], embed: Callable[[Sequence[str]], np.ndarray], rule_weight: float,
-              hashing=None, concept_weight: float = 0.0):
+              hashing=None, concept_weight: float = 0.0, concept_hashing=None):
     from scipy import sparse
 
     rules = np.array([[i.rule_role == r for r in ROLES] + [i.kind == "request"] for i in instances], dtype=np.float32)
     grams = (hashing or _hashing()).transform([f"L:{i.left} R:{i.right}" for i in instances])
     blocks = [sparse.csr_matrix(rules * rule_weight), grams]
     if concept_weight:  # refiners trained before the concept features have none
-        blocks.append(_concept_hashing().transform([_concept_names(i) for i in instances]) * concept_weight)
+        concepts = (concept_hashing or _concept_hashing()).transform([_concept_names(i) for i in instances])
+        blocks.append(concepts * concept_weight)
     wanted = [i.clause_text or "-" for i in instances] + [i.left.strip() or "-" for i in instances]
     unique = list(dict.fromkeys(wanted))  # tags of one clause share its embedding
     row = {text: n for n, text in enumerate(unique)}
@@ -128,6 +129,7 @@ class RoleRefiner:
         self.meta = dict(meta)
         self._embed = embed
         self._hashing = _hashing()  # stateless; built once, not per prediction
+        self._concept_hashing = _concept_hashing()
         digest = hashlib.sha256(self.coef.tobytes())
         digest.update(self.intercept.tobytes())
         # changes whenever the weights change (part of the analysis version of stored documents)
@@ -138,7 +140,7 @@ class RoleRefiner:
             return []
         hyper = self.meta["hyperparameters"]
         features = _features(instances, self._embed, float(hyper["rule_weight"]), self._hashing,
-                             float(hyper.get("concept_weight", 0.0)))
+                             float(hyper.get("concept_weight", 0.0)), self._concept_hashing)
         scores = np.asarray(features @ self.coef.T + self.intercept)
         if scores.shape[1] == 1:  # a two-class model keeps one row of weights
             scores = np.hstack([-scores, scores])
