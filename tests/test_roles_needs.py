@@ -361,6 +361,10 @@ def test_location_reads_chinese_admin_names(services, text, name_en):
     ("Our handbook doesn't cover hybrid working yet. We'd meet over Teams.", "mode", "remote"),
     ("Based in Bristol and happy to come to you.", "mode", "on_site"),
     ("想给咱本地的公益组织搭把手，记账、报税都能整。", "mode", None),  # an idiom for helping, not a visit
+    # a way of working the text turns down is no mode; a negative cue keeps its meaning
+    ("笔译都可以接，现场口译就先不要找我了。", "mode", None),
+    ("Written work only: I don't do interpreting, not even over Zoom.", "mode", None),
+    ("资料网上发我就行，不需要到场。", "mode", "remote"),
 ])
 def test_needs_fields(services, text, field, expected):
     value = _needs(services, text)[field]

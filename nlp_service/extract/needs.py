@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from nlp_service.extract.roles import RoleAssigner, RoleSpan
+from nlp_service.extract.roles import RoleAssigner, RoleSpan, infer_kind
 from nlp_service.extract.script import load_jionlp, to_simplified
 
 if TYPE_CHECKING:
@@ -508,6 +508,7 @@ _ON_SITE = re.compile(
     r"(?=\s+(?:a|per|each|every|to|or|in)\b|[,.;)]|$))(?![A-Za-z])",
     re.IGNORECASE,
 )
+_NEGATIVE_CUE = re.compile(r"不|无|(?i:no)\b")
 _NEAR = 60  # characters between a remote and an on-site cue of one hybrid statement
 # jieba keeps some words after a place name in its segment ("大连人", "广州某", "阿克苏地区"): the name still counts
 _PLACE_SUFFIXES = ("人", "某", "地区", "本地", "这边", "那边", "一带", "周边", "市区", "城区")
@@ -818,7 +819,7 @@ class NeedsExtractor:
         deadline, dates = self._dates(text, reference)
         needs = Needs(
             location=found,
-            mode=self._mode(text),
+            mode=self._mode(text, kind),
             hours_per_week=self._hours_per_week(text),
             total_hours=self._total_hours(text),
             duration=self._duration(text),
@@ -868,7 +869,7 @@ class NeedsExtractor:
         return replace(needs, **changes)
 
     # -- fields ------------------------------------------------------------------------------------
-    def _mode(self, text: str) -> tuple[str, Evidence | None] | None:
+    def _mode(self, text: str, kind: str | None = None) -> tuple[str, Evidence | None] | None:
         """remote / on_site / hybrid. Both kinds of cue in one sentence ("可以线下，也可以Zoom", "online or in
         Chennai") make hybrid; in different sentences the last one states how the work is done, the earlier
         one is usually the organisation's own service or a topic ("为独居老人上门探访。……线上沟通即可"),
@@ -880,6 +881,11 @@ class NeedsExtractor:
         on_site = [(m, _negated_before(text, m.start())) for m in _ON_SITE.finditer(text)]
         cues = sorted([("remote", m) for m in _REMOTE.finditer(text)] + [("on_site", m) for m, no in on_site if not no],
                       key=lambda c: c[1].start())
+        if cues:
+            # a way of working the text turns down is no mode ("口译就算了，尤其现场的", "not even over Zoom"); cues
+            # that are themselves negative ("不用到场", "no travel") keep their meaning
+            roles = _rule_roles(text, [_ev(text, m.start(), m.end()) for _, m in cues], kind or infer_kind(text))
+            cues = [c for c, role in zip(cues, roles) if role != "declined" or _NEGATIVE_CUE.match(c[1].group())]
         if not cues:
             return None
         if len({kind for kind, _ in cues}) == 1:
