@@ -203,6 +203,10 @@ def test_dates(services, text, dates):
      "English.", "the volunteer handbook"),
     # the object of 把 when it is a kind of output
     ("想请懂Excel的朋友帮我们把捐款人名单整理一下，去掉重复的。", "捐款人名单"),
+    # any object of a making verb, when no phrase names a known kind of output
+    ("Could a former stage manager help us put together a run of show for the gala?", "a run of show"),
+    ("我们想请一位律师帮忙草拟场地共享备忘录，下个月要用。", "场地共享备忘录"),
+    ("数据都在问卷星里，想找人帮忙写个简单的结果摘要，给理事会看。", "简单的结果摘要"),
 ])
 def test_deliverable_is_what_is_asked_for(services, text, surface):
     assert _needs(services, text)["deliverable"]["span"]["surface"] == surface

@@ -15,7 +15,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from nlp_service.extract.roles import RoleAssigner, RoleSpan, infer_kind
 from nlp_service.extract.script import load_jionlp, to_simplified
@@ -683,6 +683,12 @@ _EN_OUTPUTS = (
 )
 # "把捐赠人名单整理一下", "把首页改得清爽一点": a kind of output that 把 puts before a working verb (the
 # material worked on, "把三年的监测数据…", is no deliverable)
+# making verbs whose object is the output, whatever its head ("put together a run of show", "草擬私隱政策")
+_MAKE_VERBS = frozenset("write draft design redesign build create develop make produce compile put draw shoot film".split())
+_DELIVERABLE_ZH_MADE = re.compile(
+    r"(?:草拟|草擬|起草|设计|設計|写个|寫個|写一份|寫一份|做个|做個|做一份|做成|砌個|砌个|拍点|拍些|出一份|出个|出個|制定|製定|搭个|搭個)"
+    r"(?:一下|一套|一个|一個|一份|个|個)?(?![好了完])(?P<np>[^，。；！？、,.;!?\n（(：:“”]{2,14}?)(?=[，。；！？、,.;!?\n（(：:]|$)"
+)
 _DELIVERABLE_ZH_BA = re.compile(
     r"把(?P<np>[^，。；！？、,.;!?\n（(：:“”]{2,20}?)(?=(?:重新|再|都|全部|统一|好好|一起|先|帮忙)?"
     r"(?:整理|排|改|译|翻译|编|做|剪|变|写|填|梳理|设计|审|核对|录入|补|更新|重做|优化|拍|修|搭|画|理|转|汇总|统计|分析|"
@@ -1175,9 +1181,22 @@ class NeedsExtractor:
         return tuple(sorted(found.items(), key=lambda item: item[1].start))
 
     def _deliverable(self, text: str) -> Evidence | None:
-        """The first counted or known kind of output after the text's first need cue (requests only)."""
+        """The first needed phrase after the text's first need cue of the first tier of candidates that has one
+        (requests only)."""
         cue = _NEED_CUE.search(text)
         after = cue.start() if cue else 0
+        for tier in self.deliverable_candidates(text):
+            chosen = self._first_needed(text, tier, after)
+            if chosen is not None:
+                return chosen
+        return None
+
+    def deliverable_candidates(self, text: str) -> Iterator[list[Evidence]]:
+        """Tiers of phrases that may name a request's output, each tried only when no earlier one holds a needed
+        phrase: (1) counted or known kinds of output; (2) the object of 把 before a working verb
+        ("把捐赠人名单整理一下") and English objects of production verbs whose head is a kind of output ("translate
+        our annual report"); (3) any object of a making verb ("草擬私隱政策", "写个简单的结果报告", "put together a run
+        of show"), from the train files' deliverables that neither named."""
         candidates: list[Evidence] = []
         for match in _DELIVERABLE_ZH_COUNTED.finditer(text):
             phrase = match.group("np").rstrip("的了呢吧 ")
@@ -1198,21 +1217,17 @@ class NeedsExtractor:
             group = "np" if match.group("np") else "np2"
             start, end = match.start(group), match.end(group)
             candidates.append(_ev(text, start, end))
-        chosen = self._first_needed(text, candidates, after)
-        if chosen is not None:
-            return chosen
-        # Second choice, when the counted / known-output patterns found nothing the text needs: the object
-        # of 把 before a working verb ("把捐赠人名单整理一下"), and English objects of production verbs whose
-        # head is a kind of output ("translate our annual report"), from the dependency parse
+        yield candidates
         weaker = []
         for match in _DELIVERABLE_ZH_BA.finditer(text):
             phrase = match.group("np")
             if _ZH_OUTPUT_END.search(phrase) and not _ZH_PERSON.search(phrase):
                 weaker.append(_ev(text, match.start("np"), match.end("np")))
-        if self.objects is not None:
-            weaker.extend(_ev(text, made.start, made.end) for made in self.objects.objects(text)
-                          if _EN_OUTPUT_HEAD.fullmatch(made.head_text))
-        return self._first_needed(text, weaker, after)
+        made = self.objects.objects(text) if self.objects is not None else []
+        yield weaker + [_ev(text, m.start, m.end) for m in made if _EN_OUTPUT_HEAD.fullmatch(m.head_text)]
+        weakest = [_ev(text, match.start("np"), match.end("np")) for match in _DELIVERABLE_ZH_MADE.finditer(text)
+                   if not _ZH_PERSON.search(match.group("np"))]
+        yield weakest + [_ev(text, m.start, m.end) for m in made if m.verb in _MAKE_VERBS]
 
     @staticmethod
     def _first_needed(text: str, candidates: list[Evidence], after: int) -> Evidence | None:
