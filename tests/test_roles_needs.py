@@ -298,6 +298,10 @@ def test_location_reads_chinese_admin_names(services, text, name_en):
     ("明年春天下乡两周，给村民讲控糖。", "duration", (2, "week")),
     ("每週可以給兩到三個鐘。", "hours_per_week", 3),
     ("每周两次，每次3小时。", "hours_per_week", None),  # two sessions of three hours: not said as a weekly total
+    ("想找一位志愿者每周六上午来驿站，每次2小时左右。", "hours_per_week", 2),  # one weekly session of two hours
+    ("每周二下午，总共3次，每次2小时。", "hours_per_week", None),  # a total of three sessions
+    ("一周能抽5、6个小时。", "hours_per_week", 6),
+    ("一个星期大概可以抽出五六个钟头。", "hours_per_week", 6),
     ("希望4月12日春季开学前能上线。", "deadline", "2027-04-12"),  # the date, its event, then 前
     ("Ideally before the new term starts on 9 April.", "deadline", "2027-04-09"),
     ("Our council grant round closes 14 February.", "deadline", "2027-02-14"),

@@ -532,11 +532,20 @@ _HYBRID = re.compile(
     re.IGNORECASE,
 )
 _RANGE = r"(?:\s*(?:-|–|—|~|～|到|至|to|or)\s*" + "(" + _NUM + "|" + _EN_NUM + "))?"
+# "一周能抽5、6个小时": two numbers of hours joined by 、 are a range too
+_HOURS_RANGE = r"(?:\s*(?:-|–|—|~|～|到|至|to|or|、)\s*" + "(" + _NUM + "|" + _EN_NUM + "))?"
 _HOURS_WEEK_ZH = re.compile(
-    r"(?:每周|每週|每个?星期|每個?星期|一周|一週|每礼拜|每禮拜|一星期|周均|每周大概|每周约)"
+    r"(?:每周|每週|每个?星期|每個?星期|一周|一週|每礼拜|每禮拜|一个?星期|一個星期|周均|每周大概|每周约)"
     r"(?:大概|大约|大約|约|約|能有|可以|可|能|抽|至少|最多|抽出|拿出|投入|有|平均)*"
     r"(?:[\u4e00-\u9fff]{0,4}?(?<![次天日晚]))\s*"  # 每周能挤出, 每周线上聊, 每週可以給 (not 每周两次，每次…)
-    r"(" + _NUM + r")" + _RANGE + r"\s*(?:个\s*|個\s*)?(?:小时|小時|钟头|鐘頭|(?<=[个個])\s*(?:钟|鐘)|hrs?\b|hours?\b|h\b)"
+    r"(" + _NUM + r")" + _HOURS_RANGE + r"\s*(?:个\s*|個\s*)?(?:小时|小時|钟头|鐘頭|(?<=[个個])\s*(?:钟|鐘)|hrs?\b|hours?\b|h\b)"
+)
+# once a week, then the length of that one session: "每周六上午来驿站，每次2小时左右" (not "每周两次，每次3小时";
+# "每周二下午，总共3次，每次2小时" is a total)
+_WEEKLY_SESSION_ZH = re.compile(
+    r"(?:每周|每週|每个?星期|每個?星期|每个?礼拜|每個?禮拜)(?:[一二三四五六日天]|一次|一晚|来一次|來一次)(?![、和及与至到一二三四五六日天])"
+    r"(?:(?!共)[^。；！？\n]){0,24}?(?:每次|一次|每回)\s*(?:大概|大约|大約|约|約)?\s*(" + _NUM + r")" + _RANGE +
+    r"\s*(?:个\s*|個\s*)?(?:小时|小時|钟头|鐘頭)(?!半)"
 )
 _HOURS_WEEK_ZH_AFTER = re.compile(r"(" + _NUM + r")" + _RANGE + r"\s*(?:个\s*)?小时\s*/\s*(?:周|星期)")
 _WEEKDAYS = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|week)"
@@ -921,7 +930,7 @@ class NeedsExtractor:
         return (kind, _ev(text, match.start(), match.end()))
 
     def _hours_per_week(self, text: str) -> tuple[float, Evidence] | None:
-        for pattern in (_HOURS_WEEK_ZH, _HOURS_WEEK_ZH_AFTER, _HOURS_WEEK_EN):
+        for pattern in (_HOURS_WEEK_ZH, _HOURS_WEEK_ZH_AFTER, _HOURS_WEEK_EN, _WEEKLY_SESSION_ZH):
             match = pattern.search(text)
             if match:
                 value = _upper_value(match)
