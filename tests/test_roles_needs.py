@@ -306,6 +306,8 @@ def test_location_reads_chinese_admin_names(services, text, name_en):
     ("Ideally before the new term starts on 9 April.", "deadline", "2027-04-09"),
     ("Our council grant round closes 14 February.", "deadline", "2027-02-14"),
     ("Latest by end Jan, can?", "deadline", "2027-01-31"),
+    ("We need the new budget template by the end of Q1.", "deadline", "2027-03-31"),  # a quarter's last day
+    ("Ideally finished before the end of the second quarter 2027.", "deadline", "2027-06-30"),
     ("In the end may be we just print it.", "deadline", None),
     ("项目为期一个季度，每周开一次线上会。", "duration", (3, "month")),
     ("每周可投入5小时，周末也行。", "total_hours", None),

@@ -640,6 +640,11 @@ _DEADLINE_CUE_EN = re.compile(
     r"(?:end\s+of\s+|mid-?\s*)?$",
     re.IGNORECASE,
 )
+# "by the end of Q1", "before the end of the second quarter": the quarter's last day
+_QUARTER_END_EN = re.compile(
+    r"(?<![A-Za-z])(?:the\s+)?end\s+of\s+(?:the\s+)?(?:Q([1-4])|(first|second|third|fourth)\s+quarter)(?:\s+(20\d\d))?"
+    r"(?![A-Za-z0-9])", re.IGNORECASE)
+_QUARTERS = {"first": 1, "second": 2, "third": 3, "fourth": 4}
 _DATE_EN = re.compile(
     r"(?<![A-Za-z0-9])(?:(?:the\s+)?(?P<d1>\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m1>" + _MONTH_RE + r")"
     r"|(?P<m2>" + _MONTH_RE + r")\.?\s+(?P<d2>\d{1,2})(?:st|nd|rd|th)?(?![0-9])"
@@ -1136,6 +1141,14 @@ class NeedsExtractor:
                         when = when.replace(day=calendar.monthrange(when.year, month)[1])
             before = text[max(0, match.start() - 40) : match.start()]
             is_deadline = bool(_DEADLINE_CUE_EN.search(before))
+            out.append((when.isoformat(), is_deadline, _ev(text, match.start(), match.end())))
+        for match in _QUARTER_END_EN.finditer(text):
+            quarter = int(match.group(1)) if match.group(1) else _QUARTERS[match.group(2).lower()]
+            year = int(match.group(3)) if match.group(3) else reference.year
+            when = dt.date(year, 3 * quarter, calendar.monthrange(year, 3 * quarter)[1])
+            if not match.group(3) and when < reference:
+                when = when.replace(year=when.year + 1)
+            is_deadline = bool(_DEADLINE_CUE_EN.search(text[max(0, match.start() - 40) : match.start()]))
             out.append((when.isoformat(), is_deadline, _ev(text, match.start(), match.end())))
         return out
 
