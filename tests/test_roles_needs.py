@@ -307,6 +307,8 @@ def test_location_reads_chinese_admin_names(services, text, name_en):
     ("Our council grant round closes 14 February.", "deadline", "2027-02-14"),
     ("Latest by end Jan, can?", "deadline", "2027-01-31"),
     ("We need the new budget template by the end of Q1.", "deadline", "2027-03-31"),  # a quarter's last day
+    ("需要一位会拍活动照的志工到现场，12/27前交修好的照片就可以。", "deadline", "2026-12-27"),
+    ("活动当天大概有3/4的人是长者。", "deadline", None),  # a fraction, not a date
     ("Ideally finished before the end of the second quarter 2027.", "deadline", "2027-06-30"),
     ("In the end may be we just print it.", "deadline", None),
     ("项目为期一个季度，每周开一次线上会。", "duration", (3, "month")),

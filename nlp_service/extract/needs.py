@@ -652,6 +652,7 @@ _DATE_EN = re.compile(
     r"|(?P<iso>20\d\d-\d\d-\d\d)",
     re.IGNORECASE,
 )
+_SLASH_DEADLINE_ZH = re.compile(r"(?<![\d/.])(1[0-2]|0?[1-9])/(3[01]|[12]\d|0?[1-9])(?![\d/])\s*(?:之前|以前|前)")
 _ZH_DEADLINE_HINT = re.compile(r"前|之前|以前|截止|截至|为止|底前|以内|deadline|交稿|交付|完成|上线|交")
 _ZH_DEADLINE_BEFORE = re.compile(r"(?:截止日期|截止时间|截止|截至|交付日期|交稿日期|最晚|最迟|deadline|ddl|DDL)\s*[：:是为]?\s*$",
                                  re.IGNORECASE)
@@ -1035,7 +1036,8 @@ class NeedsExtractor:
     def _dates(self, text: str, reference: dt.date) -> tuple[tuple[str, Evidence] | None, tuple[tuple[str, Evidence], ...]]:
         deadline: tuple[str, Evidence] | None = None
         dates: list[tuple[str, Evidence]] = []
-        for when, is_deadline, ev in [*self._zh_dates(text, reference), *self._en_dates(text, reference)]:
+        for when, is_deadline, ev in [*self._zh_dates(text, reference), *self._en_dates(text, reference),
+                                      *_slash_deadlines(text, reference)]:
             if is_deadline and deadline is None:
                 deadline = (when, ev)
             elif not is_deadline and all(d != when for d, _ in dates):
@@ -1260,6 +1262,22 @@ class NeedsExtractor:
             candidates = [c for c, role in zip(candidates, roles) if role == "needed"]
         later = [c for c in candidates if c.start >= after] or candidates
         return min(later, key=lambda c: (c.start, -(c.end - c.start))) if later else None
+
+
+def _slash_deadlines(text: str, reference: dt.date) -> list[tuple[str, bool, Evidence]]:
+    """Month/day with a slash before 前 / 之前 ("12/27前交"): a deadline; bare slashed numbers stay unread
+    (fractions, "24/7", day/month in British English)."""
+    out = []
+    for match in _SLASH_DEADLINE_ZH.finditer(text):
+        month, day = int(match.group(1)), int(match.group(2))
+        try:
+            when = dt.date(reference.year, month, day)
+        except ValueError:
+            continue
+        if when < reference:
+            when = when.replace(year=when.year + 1)
+        out.append((when.isoformat(), True, _ev(text, match.start(), match.end())))
+    return out
 
 
 def _rule_roles(text: str, spans: Sequence[Evidence], kind: str) -> list[str]:
