@@ -696,14 +696,14 @@ _EN_OUTPUTS = (
     r"constitutions?|concept\s+notes?|calendars?|job\s+descriptions?|"
     r"recommendations|videos?|workbooks?|charts?|graphs?"
 )
-# "把捐赠人名单整理一下", "把首页改得清爽一点": a kind of output that 把 puts before a working verb (the
-# material worked on, "把三年的监测数据…", is no deliverable)
 # making verbs whose object is the output, whatever its head ("put together a run of show", "草擬私隱政策")
 _MAKE_VERBS = frozenset("write draft design redesign build create develop make produce compile put draw shoot film".split())
 _DELIVERABLE_ZH_MADE = re.compile(
     r"(?:草拟|草擬|起草|设计|設計|写个|寫個|写一份|寫一份|做个|做個|做一份|做成|砌個|砌个|拍点|拍些|出一份|出个|出個|制定|製定|搭个|搭個)"
     r"(?:一下|一套|一个|一個|一份|个|個)?(?![好了完])(?P<np>[^，。；！？、,.;!?\n（(：:“”]{2,14}?)(?=[，。；！？、,.;!?\n（(：:]|$)"
 )
+# "把捐赠人名单整理一下", "把首页改得清爽一点": a kind of output that 把 puts before a working verb (the
+# material worked on, "把三年的监测数据…", is no deliverable)
 _DELIVERABLE_ZH_BA = re.compile(
     r"把(?P<np>[^，。；！？、,.;!?\n（(：:“”]{2,20}?)(?=(?:重新|再|都|全部|统一|好好|一起|先|帮忙)?"
     r"(?:整理|排|改|译|翻译|编|做|剪|变|写|填|梳理|设计|审|核对|录入|补|更新|重做|优化|拍|修|搭|画|理|转|汇总|统计|分析|"
@@ -890,7 +890,7 @@ class NeedsExtractor:
         return replace(needs, **changes)
 
     # -- fields ------------------------------------------------------------------------------------
-    def _mode(self, text: str, kind: str | None = None) -> tuple[str, Evidence | None] | None:
+    def _mode(self, text: str, text_kind: str | None = None) -> tuple[str, Evidence | None] | None:
         """remote / on_site / hybrid. Both kinds of cue in one sentence ("可以线下，也可以Zoom", "online or in
         Chennai") make hybrid; in different sentences the last one states how the work is done, the earlier
         one is usually the organisation's own service or a topic ("为独居老人上门探访。……线上沟通即可"),
@@ -905,7 +905,7 @@ class NeedsExtractor:
         if cues:
             # a way of working the text turns down is no mode ("口译就算了，尤其现场的", "not even over Zoom"); cues
             # that are themselves negative ("不用到场", "no travel") keep their meaning
-            roles = _rule_roles(text, [_ev(text, m.start(), m.end()) for _, m in cues], kind or infer_kind(text))
+            roles = _rule_roles(text, [_ev(text, m.start(), m.end()) for _, m in cues], text_kind or infer_kind(text))
             cues = [c for c, role in zip(cues, roles) if role != "declined" or _NEGATIVE_CUE.match(c[1].group())]
         if not cues:
             return None
