@@ -86,14 +86,16 @@ def main() -> None:
             for row, concept in t["positives"]:
                 positives.setdefault(concept, set()).add(index[(n, row)])
         concepts = sorted(c for c, rows_ in positives.items() if len(rows_) >= args.min_positive)
+        embedded = [n for n, t in enumerate(apply) if t["vectors"] is not None]
+        targets = np.vstack([apply[n]["vectors"] for n in embedded])  # every clause to score, in one matrix
+        ends = np.cumsum([len(apply[n]["vectors"]) for n in embedded])
         scores = [dict() for _ in apply]
         for concept in concepts:
             y = np.zeros(len(rows))
             y[list(positives[concept])] = 1
-            model = LogisticRegression(C=args.c, max_iter=300).fit(x, y)
-            for n, t in enumerate(apply):
-                if t["vectors"] is not None:
-                    scores[n][concept] = float(model.predict_proba(t["vectors"])[:, 1].max())
+            probability = LogisticRegression(C=args.c, max_iter=300).fit(x, y).predict_proba(targets)[:, 1]
+            for n, block in zip(embedded, np.split(probability, ends[:-1])):
+                scores[n][concept] = float(block.max())
         return scores
 
     def table(data: list[dict], scores: list[dict[str, float]]) -> list[dict]:
