@@ -465,9 +465,9 @@ def test_matches_are_explained_and_banded(client):
     for match in body["matches"]:
         assert match["band"] in {"strong", "possible", "weak"}
         parts = match["score_parts"]
-        assert set(parts) == {"similarity", "skills", "location", "language", "hours", "declined"}
+        assert set(parts) == {"similarity", "skills", "location", "language", "hours", "field", "declined"}
         assert abs(sum(parts.values()) - match["score"]) < 1e-3
-        assert set(match["needs_fit"]) == {"location", "language", "hours"}
+        assert set(match["needs_fit"]) == {"location", "language", "hours", "field"}
         assert isinstance(match["missing_tags"], list) and isinstance(match["declined_conflicts"], list)
 
 
@@ -485,6 +485,22 @@ def test_a_volunteer_who_declines_the_need_ranks_lower(services):
     high = services.matcher.score(query, "request", offers, 0.5)
     assert "it.frontend" in low.declined and low.score_parts["declined"] < 0
     assert high.score > low.score
+
+
+def test_a_volunteer_who_knows_the_requests_field_ranks_higher(services):
+    request_text = "我们是一家自闭症康复机构，想找一位会计帮忙做账。"
+    query = services.tagger.tag(request_text, "request")
+    assert "psych.autism_support" in {t.concept_id for t in query.tags if t.role == "context"}
+    knows = _entry(services, "v-field", "会计师，在自闭症康复机构做过五年志愿者，可以帮忙做账。")
+    plain = _entry(services, "v-plain", "会计师，可以帮忙做账。")
+    inside, outside = (services.matcher.score(query, "request", e, 0.5) for e in (knows, plain))
+    assert inside.score_parts["field"] > 0 == outside.score_parts["field"]
+    assert "psych.autism_support" in inside.fit["field"] and outside.fit["field"] == "no shared field"
+    assert inside.score > outside.score
+    # a volunteer asking sees the same fit from the other side
+    volunteer = services.tagger.tag(knows.document.text, "volunteer")
+    request = _entry(services, "r-field", request_text, "request")
+    assert services.matcher.score(volunteer, "volunteer", request, 0.5).score_parts["field"] > 0
 
 
 def test_an_on_site_request_prefers_the_same_city(services):

@@ -63,7 +63,8 @@ class IndexedDocument:
     lang: str = "en"
     tag_objs: tuple[Any, ...] = ()  # the tags as nlp_service.extract.tagger.Tag
     needs_obj: Any = None  # nlp_service.extract.needs.Needs
-    role_concepts: tuple[frozenset[str], frozenset[str]] | None = None  # (offered/needed, declined) concept ids
+    # (offered/needed, declined, context) concept ids
+    role_concepts: tuple[frozenset[str], frozenset[str], frozenset[str]] | None = None
 
     @classmethod
     def from_row(cls, document: Document, tags: Sequence[dict[str, Any]], needs: dict[str, Any] | None,
@@ -83,7 +84,8 @@ class IndexedDocument:
 
         tag_objs = tuple(Tag.from_dict(t) for t in tags)
         role_concepts = (frozenset(t.concept_id for t in tag_objs if t.role in MATCHING_ROLES),
-                         frozenset(t.concept_id for t in tag_objs if t.role == "declined"))
+                         frozenset(t.concept_id for t in tag_objs if t.role == "declined"),
+                         frozenset(t.concept_id for t in tag_objs if t.role == "context"))
         return cls(document, tuple(tags), needs if needs is not None else needs_obj.to_dict(), lang, tag_objs,
                    needs_obj, role_concepts)
 

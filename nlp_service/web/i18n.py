@@ -93,6 +93,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "part_location": "地点",
         "part_language": "语言",
         "part_hours": "时间",
+        "part_field": "领域",
         "part_declined": "拒绝项扣分",
         "shared_skills": "共同技能",
         "no_shared": "没有共同技能。",
@@ -104,6 +105,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "fit_location": "地点",
         "fit_language": "语言",
         "fit_hours": "时间",
+        "fit_field": "领域",
         "open_document": "查看文档",
         # feedback
         "feedback": "反馈",
@@ -234,6 +236,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "part_location": "place",
         "part_language": "language",
         "part_hours": "hours",
+        "part_field": "field",
         "part_declined": "declined penalty",
         "shared_skills": "Shared skills",
         "no_shared": "No shared skills.",
@@ -245,6 +248,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "fit_location": "place",
         "fit_language": "language",
         "fit_hours": "hours",
+        "fit_field": "field",
         "open_document": "Open document",
         "feedback": "Feedback",
         "outcome_contacted": "contacted",
@@ -316,6 +320,9 @@ FIT_NOTES_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), r)
     (r"^shares (.+)$", r"共同语言：\1"),
     (r"^no shared working language \((.+) vs (.+)\)$", r"没有共同工作语言（\1 / \2）"),
     (r"^([\d.]+) h/week available for ([\d.]+) asked$", r"每周可投入 \1 小时，需要 \2 小时"),
+    (r"^knows the organisation's field \((.+)\)$", r"了解机构所在领域（\1）"),
+    (r"^no shared field$", "不了解机构所在领域"),
+    (r"^field not stated$", "未说明机构领域"),
 ))
 
 
