@@ -207,6 +207,9 @@ def test_dates(services, text, dates):
     ("Could a former stage manager help us put together a run of show for the gala?", "a run of show"),
     ("我们想请一位律师帮忙草拟场地共享备忘录，下个月要用。", "场地共享备忘录"),
     ("数据都在问卷星里，想找人帮忙写个简单的结果摘要，给理事会看。", "简单的结果摘要"),
+    # a counted thing with a relative clause is named by its head: the person asked for is skipped, the output
+    # is kept whole
+    ("真正缺的是一个能把活动方案写清楚的人，写成一份能拿去给街道审批的策划案。", "一份能拿去给街道审批的策划案"),
 ])
 def test_deliverable_is_what_is_asked_for(services, text, surface):
     assert _needs(services, text)["deliverable"]["span"]["surface"] == surface
@@ -218,6 +221,7 @@ def test_deliverable_is_what_is_asked_for(services, text, surface):
     "想请一位老师把孩子们的作业批改一下。",  # the material worked on is no deliverable
     "项目覆盖6个县，想请人帮两个忙：看看数据、给点建议。",  # places and favours are counted, and are no output
     "义卖有30个摊位，需要几位志愿者当天来帮忙。",
+    "系统由资助方统一部署，想找人帮忙看看，同一个人登记好几遍的也不少。",  # 统一部, 一个人: no counted output
 ])
 def test_no_deliverable(services, text):
     assert _needs(services, text)["deliverable"] is None

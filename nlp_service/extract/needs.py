@@ -667,7 +667,7 @@ _ZH_OUTPUTS = (
     "纪录片|领养照|图表|台账|报表|申请书|申請書|申请表|策划案|策劃案|原型|账套|說明書|说明书|SOP|sop|"
     "app|App|APP|strategy|proposal|report|plan|website"
 )
-_ZH_OUTPUT_END = re.compile(r"(?:" + _ZH_OUTPUTS + r"|表)$")
+_ZH_OUTPUT_END = re.compile(r"(?:" + _ZH_OUTPUTS + r"|表|页|頁)$")
 _ZH_PERSON = re.compile(r"志愿者|志願者|老师|老師|顾问|顧問|律师|律師|人$|者$|师$|師$|员$|員$|壮丁|人手|小时|小時|"
                         r"周[一二三四五六日末]|週[一二三四五六日末]|上午|下午|晚上|机构|機構|组织|組織|团体|團體|"
                         r"center|centre|中心$|小组$|团$|團$|团队$|群$|(?<![A-Za-z])(?:group|team|network|community)$|"
@@ -675,9 +675,11 @@ _ZH_PERSON = re.compile(r"志愿者|志願者|老师|老師|顾问|顧問|律师
                         # "帮两个忙", "30个摊位", "一个芒果合作社", "几个孩子"
                         r"(?:县|縣|市|区|區|镇|鎮|乡|鄉|村|省|忙|摊位|攤位|合作社|孩子|小孩|学生|學生|老人|家长|家長|家庭)$")
 # "一张招募海报", "12 篇公众号推文", "一份 communications strategy": a counted thing
+_ZH_COUNTED_PERSON = re.compile(r"(?:一|两|兩|几|幾|一些|\d+\s*)(?:个|個|批|组|組)(?:人|孩子|小孩|老人|学生|學生|家长|家長|志愿者|志願者|老师|老師)")
 _DELIVERABLE_ZH_COUNTED = re.compile(
-    r"(?P<np>(?:一|两|兩|几|幾|一些|一整|(?<!\d)\d+\s*)(?:个|個|套|份|本|张|張|支|篇|部|版|款|组|組|期|段|条|條|封|幅|批|系列)"
-    r"[^，。；！？、,.;!?\n（(：:]{1,16})"
+    # not the 一 of a word ("统一部署", "唯一", "第一版", "进一步")
+    r"(?P<np>(?:(?<![统統唯第万萬同单單逐专專进進不])一|两|兩|几|幾|一些|一整|(?<!\d)\d+\s*)(?:个|個|套|份|本|张|張|支|篇|部|版|款|组|組|期|段|条|條|封|幅|批|系列)"
+    r"[^，。；！？、,.;!?\n（(：:]{1,24})"
 )
 # "出年度财务报表", "整理访谈记录", "做个线上报名入口": a verb then a known kind of output
 _DELIVERABLE_ZH_VERB = re.compile(
@@ -1224,10 +1226,21 @@ class NeedsExtractor:
         candidates: list[Evidence] = []
         for match in _DELIVERABLE_ZH_COUNTED.finditer(text):
             phrase = match.group("np").rstrip("的了呢吧 ")
+            # "一个能把活动方案写清楚的人", "一份能拿去给街道审批的策划案": a counted thing with a relative clause
+            # is named by its head, after the last 的: a person is no output, a kind of output is kept whole
+            head = re.search(r"的([^的]{1,8})$", phrase)
+            if head and _ZH_PERSON.search(head.group(1)):
+                continue
+            if head and _ZH_OUTPUT_END.search(head.group(1)):
+                start = match.start("np")
+                candidates.append(_ev(text, start, start + len(phrase)))
+                continue
+            if _ZH_COUNTED_PERSON.match(phrase):  # "一个人登记好几遍", "几个孩子"
+                continue
             cut = re.search(r"(?:，|,|让|讓|给|給|用于|用来|以便|方便|并|再|帮助|供|向|把|里|上面|的话|吧|吗)", phrase[2:])
             if cut:
                 phrase = phrase[: 2 + cut.start()]
-            if len(phrase) < 3 or _ZH_PERSON.search(phrase) or re.match(r"(?:一|两|兩|几|\d+\s*)(?:次|个月|個月|周|天|年|个季度|個季度|季度|个学期|個學期|学期)", phrase):
+            if len(phrase) < 3 or _ZH_PERSON.search(phrase) or re.match(r"(?:一|两|兩|几|\d+\s*)(?:次|个月|個月|周|天|年|个季度|個季度|季度|个学期|個學期|学期|個鐘|个钟|個鐘頭|个钟头)", phrase):
                 continue
             start = match.start("np")
             candidates.append(_ev(text, start, start + len(phrase)))
