@@ -238,13 +238,14 @@ class _Query:
     order: tuple[str, ...]  # offered/needed concepts in text order
     langs: frozenset[str]
     context: frozenset[str]  # the text's context concepts (a request's field, a volunteer's background)
+    known: frozenset[str]  # offered/needed and context concepts: what a volunteer query knows of a field
 
     @classmethod
     def of(cls, tagged: TaggedText, kind: str) -> "_Query":
         order = tuple(dict.fromkeys(t.concept_id for t in tagged.tags if t.role in MATCHING_ROLES))
         context = frozenset(t.concept_id for t in tagged.tags if t.role == "context")
         return cls(tagged, kind, frozenset(order), tagged.declined_ids, order, _languages_of(tagged.needs, tagged.lang),
-                   context)
+                   context, frozenset(order) | context)
 
 
 class Matcher:
@@ -349,7 +350,7 @@ class Matcher:
         if kind == "request":
             field_value, field_note = _field_fit(query.context, d_concepts | d_context)
         else:
-            field_value, field_note = _field_fit(d_context, q_concepts | query.context)
+            field_value, field_note = _field_fit(d_context, query.known)
         conflict = min(1.0, len(declined) / max(1, len(request_side_needs))) if declined else 0.0
         # A good fit of place, language or hours is worth less when no skill is shared: it should order
         # the people who can do the work, not lift those who cannot. Bad fits count in full.
