@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MODEL := models/use-multilingual-v3
 REFINER := models/role-refiner
+DETECTOR := models/concept-detector
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -32,7 +33,7 @@ browser:
 	if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 	  echo "ERROR: /usr/bin/chromium or /usr/bin/chromedriver is still missing after apt-get install" >&2; exit 1; fi
 
-setup: $(STAMP) $(MODEL)/modules.json $(REFINER)/meta.json index
+setup: $(STAMP) $(MODEL)/modules.json $(REFINER)/meta.json $(DETECTOR)/meta.json index
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,7 +51,14 @@ $(REFINER)/meta.json: $(STAMP) $(MODEL)/modules.json nlp_service/extract/roles.p
 		$(wildcard corpus/taxonomy/concepts/*.jsonl)
 	$(BIN)/nlp-service train-roles
 
-index: $(STAMP) $(MODEL)/modules.json $(REFINER)/meta.json
+# The concept detector (concepts a clause describes without a label), trained on the same gold files; retrained
+# when its code, the clause splitter, the tagger, the taxonomy or those gold files change.
+$(DETECTOR)/meta.json: $(STAMP) $(MODEL)/modules.json nlp_service/extract/concept_model.py \
+		nlp_service/extract/segment.py nlp_service/extract/tagger.py corpus/eval/dev.jsonl \
+		$(wildcard corpus/eval/fresh/*.jsonl) $(wildcard corpus/taxonomy/concepts/*.jsonl)
+	$(BIN)/nlp-service train-concepts
+
+index: $(STAMP) $(MODEL)/modules.json $(REFINER)/meta.json $(DETECTOR)/meta.json
 	$(BIN)/nlp-service rebuild --if-missing
 
 clean-index:

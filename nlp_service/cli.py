@@ -443,6 +443,11 @@ def evaluate(obj: Context, gold_file: Path | None, report_dir: Path | None, comp
     if baseline is not None:
         click.echo(f"roles, rules alone (without the role refiner): accuracy {baseline['accuracy']:.3f}; leaked "
                    f"{baseline['leaks']} of {baseline['guarded_concepts']}; tag F1 {results['concept_rules_only']['f1']:.3f}")
+    labels_only = results.get("concept_labels_only")
+    if labels_only is not None:
+        click.echo(f"labels alone (without the concept detector): tag F1 {labels_only['f1']:.3f} (P "
+                   f"{labels_only['precision']:.3f} R {labels_only['recall']:.3f}); leaked "
+                   f"{results['roles_labels_only']['leaks']} of {results['roles_labels_only']['guarded_concepts']}")
     if "needs" in results:
         rows = [(f, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
                 for f, m in results["needs"]["per_field"].items()]
@@ -622,7 +627,8 @@ def train_roles(obj: Context, gold_files: tuple[Path, ...], out_dir: Path | None
     from nlp_service.evaluation.role_training import default_training_files, train_role_refiner
 
     try:
-        services = obj.services(role_refiner=False)
+        # the refiner learns the roles of the labels' tags: the concept detector stays out of its training data
+        services = obj.services(role_refiner=False, concept_detector=False)
         target = out_dir or services.settings.role_model_path
         if if_missing and _refiner_fits(target, services):
             click.echo(f"role refiner in {target} is current")
@@ -640,6 +646,66 @@ def train_roles(obj: Context, gold_files: tuple[Path, ...], out_dir: Path | None
         click.echo(f"{cv['folds']}-fold cross-validated tag-role accuracy: rules {cv['tag_accuracy_rules']:.3f}, "
                    f"refiner {cv['tag_accuracy_refiner']:.3f}; declined/context tags leaked as offered/needed: "
                    f"rules {cv['leaks_rules']}, refiner {cv['leaks_refiner']}")
+
+
+@main.command("train-concepts")
+@click.option("--gold", "gold_files", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
+              help="Gold files to train on (repeatable). Default: corpus/eval/dev.jsonl and corpus/eval/fresh/*.jsonl; "
+                   "never the test part or the held-out sets.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write the detector folder. Default: the concept_model_path setting "
+                   "(models/concept-detector).")
+@click.option("--c", "c", default=10.0, show_default=True, type=click.FloatRange(min=1e-4),
+              help="Inverse regularisation strength of the logistic regression.")
+@click.option("--threshold", default=0.4, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Smallest probability at which a clause is tagged with a concept.")
+@click.option("--per-clause", default=2, show_default=True, type=click.IntRange(1, 5),
+              help="Most concepts the detector adds to one clause.")
+@click.option("--if-missing", is_flag=True, help="Do nothing when a detector that fits the embedder and taxonomy exists.")
+@click.pass_obj
+def train_concepts(obj: Context, gold_files: tuple[Path, ...], out_dir: Path | None, c: float, threshold: float,
+                   per_clause: int, if_missing: bool) -> None:
+    """Train the concept detector: tags clauses with the concepts they describe without naming them.
+
+    \b
+    Example:
+      nlp-service train-concepts
+      nlp-service train-concepts --threshold 0.5 --out /tmp/concept-detector
+    """
+    from tqdm import tqdm
+
+    from nlp_service.evaluation.role_training import default_training_files, train_concept_detector
+
+    try:
+        services = obj.services(concept_detector=False)
+        target = out_dir or services.settings.concept_model_path
+        if if_missing and _detector_fits(target, services):
+            click.echo(f"concept detector in {target} is current")
+            return
+        files = list(gold_files) or default_training_files()
+        with tqdm(desc="reading gold texts", unit="text", file=sys.stderr) as bar:
+            detector = train_concept_detector(services, files, c=c, threshold=threshold, per_clause=per_clause,
+                                              progress=bar.update)
+        detector.save(target)
+    except NlpServiceError as exc:
+        raise _fail(exc) from exc
+    cv = detector.meta["cross_validation"]
+    click.echo(f"wrote {target}: {len(detector.classes) - 1} concepts from {detector.meta['clauses']} clauses of "
+               f"{len(files)} gold files")
+    if cv.get("folds"):
+        click.echo(f"{cv['folds']}-fold cross-validation (by gold file): {cv['added_right']} concepts added right, "
+                   f"{cv['added_wrong']} wrong (precision {cv['precision']:.2f}) beyond what the labels find")
+
+
+def _detector_fits(target: Path, services) -> bool:
+    from nlp_service.extract.concept_model import ConceptDetector, ConceptModelError
+
+    try:
+        ConceptDetector.load(target, services.embedder.embed, embedder_name=services.embedder.name,
+                             taxonomy_version=services.taxonomy.full_version, concept_ids=set(services.taxonomy.concepts))
+    except ConceptModelError:
+        return False
+    return True
 
 
 def _refiner_fits(target: Path, services) -> bool:

@@ -28,10 +28,12 @@ from nlp_service.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def analysis_version(taxonomy: Taxonomy, settings: Settings, refiner: str | None = None) -> str:
+def analysis_version(taxonomy: Taxonomy, settings: Settings, refiner: str | None = None,
+                     detector: str | None = None) -> str:
     """The taxonomy version plus a hash of the extraction code and its data (roles, needs, parsed objects, tagger, causes,
-    semantic thresholds, the role refiner's weights): stored analyses are reused only while all of these are
-    unchanged."""
+    semantic thresholds, the role refiner's and the concept detector's weights): stored analyses are reused only
+    while all of these are unchanged."""
+    import nlp_service.extract.concept_model as concept_model_module
     import nlp_service.extract.needs as needs_module
     import nlp_service.extract.objects as objects_module
     import nlp_service.extract.role_model as role_model_module
@@ -40,11 +42,14 @@ def analysis_version(taxonomy: Taxonomy, settings: Settings, refiner: str | None
     import nlp_service.extract.tagger as tagger_module
 
     digest = hashlib.sha256()
-    for module in (roles_module, needs_module, objects_module, script_module, tagger_module, role_model_module):
+    for module in (roles_module, needs_module, objects_module, script_module, tagger_module, role_model_module,
+                   concept_model_module):
         digest.update(Path(module.__file__).read_bytes())
     digest.update(Path(settings.causes_file).read_bytes())
     digest.update(repr((settings.semantic_tags, settings.semantic_threshold_zh, settings.semantic_threshold_en)).encode())
     digest.update(f"refiner:{refiner}".encode())
+    if detector is not None:
+        digest.update(f"detector:{detector}".encode())
     return f"{taxonomy.full_version}+extract-{digest.hexdigest()[:12]}"
 
 
@@ -68,7 +73,7 @@ class Services:
             self._save_label_vectors(semantic.label_vectors)
         self.needs = NeedsExtractor(self._gazetteer(), load_causes(settings.causes_file), objects=ObjectReader().load())
         self.tagger = TaxonomyTagger(self.taxonomy, self.segmenter, semantic, needs=self.needs,
-                                     refiner=self._role_refiner())
+                                     refiner=self._role_refiner(), detector=self._concept_detector())
         self.store = IndexStore(settings.index_dir)
         self.matcher = Matcher(
             self.tagger, self.embedder, tag_weight=settings.tag_weight, candidate_pool=settings.candidate_pool,
@@ -108,8 +113,9 @@ class Services:
 
     @property
     def analysis_version(self) -> str:
-        refiner = self.tagger.refiner
-        return analysis_version(self.taxonomy, self.settings, refiner.fingerprint if refiner is not None else None)
+        refiner, detector = self.tagger.refiner, self.tagger.detector
+        return analysis_version(self.taxonomy, self.settings, refiner.fingerprint if refiner is not None else None,
+                                detector.fingerprint if detector is not None else None)
 
     def writer(self) -> DocumentWriter:
         return DocumentWriter(self.analyzer)
@@ -204,6 +210,23 @@ class Services:
                                        word_tags=self.segmenter.word_tags())
 
     # Label embeddings take seconds to compute; cache them per model and taxonomy version.
+    def _concept_detector(self):
+        from nlp_service.extract.concept_model import ConceptDetector, ConceptModelError
+
+        path = Path(self.settings.concept_model_path)
+        if not self.settings.concept_detector or not (path / "meta.json").is_file():
+            return None
+        try:
+            detector = ConceptDetector.load(path, self.embedder.embed, embedder_name=self.embedder.name,
+                                            taxonomy_version=self.taxonomy.full_version,
+                                            concept_ids=set(self.taxonomy.concepts))
+        except ConceptModelError as exc:
+            logger.warning("tags from labels alone, no concept detector: %s", exc)
+            return None
+        logger.info("concept detector from %s (%s gold clauses of %s files)", path, detector.meta.get("clauses"),
+                    len(detector.meta.get("trained_on", [])))
+        return detector
+
     def _role_refiner(self):
         from nlp_service.extract.role_model import RoleModelError, RoleRefiner
 

@@ -45,6 +45,10 @@ class Settings:
     # matches the embedder and the rules, otherwise the rules alone decide (with a warning in the log).
     role_model_path: Path = Path("models/role-refiner")
     role_refiner: bool = True
+    # The learned concept detector (`nlp-service train-concepts`): tags a clause with a concept it describes
+    # without naming it. Used when the folder exists and matches the embedder and the taxonomy.
+    concept_model_path: Path = Path("models/concept-detector")
+    concept_detector: bool = True
     # Ranking: final score = (1 - tag_weight) * cosine + tag_weight * skill overlap.
     tag_weight: float = 0.15
     candidate_pool: int = 100

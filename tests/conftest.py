@@ -34,6 +34,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         cache_dir=ROOT / "var" / "cache",
         feedback_db=work / "feedback.sqlite",
         role_model_path=ROOT / "models" / "role-refiner",  # trained by the set-up command (make setup)
+        concept_model_path=ROOT / "models" / "concept-detector",  # likewise
     )
 
 

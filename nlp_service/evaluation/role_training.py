@@ -1,4 +1,5 @@
-"""Training data and training for the role refiner (nlp_service.extract.role_model) from gold files."""
+"""Training data and training, from gold files, for the role refiner (nlp_service.extract.role_model) and the
+concept detector (nlp_service.extract.concept_model)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from nlp_service.extract.role_model import RoleInstance, RoleRefiner
 from nlp_service.extract.roles import clauses
 
 if TYPE_CHECKING:
+    from nlp_service.extract.concept_model import ConceptDetector
     from nlp_service.services import Services
 
 DEFAULT_TRAINING_GOLD = ("corpus/eval/dev.jsonl", "corpus/eval/fresh/*.jsonl")
@@ -24,6 +26,17 @@ def default_training_files(root: Path = Path(".")) -> list[Path]:
     return files
 
 
+def check_training_file(path: Path) -> Path:
+    """``path``, unless it is the test part or a held-out set: those only measure."""
+    path = Path(path)
+    if path.name.startswith("test"):
+        raise GoldDataError(f"{path}: the test part only reports numbers; train on dev and fresh sets")
+    if path.resolve().parent.name == "heldout":
+        raise GoldDataError(f"{path}: the held-out sets (corpus/eval/heldout/) only measure how far rules and "
+                            "models generalise; train on dev and fresh sets")
+    return path
+
+
 def role_training_data(services: "Services", gold_files: Sequence[Path], *, batch_size: int = 32,
                        progress: Callable[[int], None] | None = None):
     """Every tag the tagger (rules only) finds in the gold texts whose concept the gold labels, with its gold
@@ -33,12 +46,7 @@ def role_training_data(services: "Services", gold_files: Sequence[Path], *, batc
     groups: list[str] = []
     sources = []
     for path in gold_files:
-        path = Path(path)
-        if path.name.startswith("test"):
-            raise GoldDataError(f"{path}: the test part only reports numbers; train on dev and fresh sets")
-        if path.resolve().parent.name == "heldout":
-            raise GoldDataError(f"{path}: the held-out sets (corpus/eval/heldout/) only measure how far rules and "
-                                "models generalise; train on dev and fresh sets")
+        path = check_training_file(path)
         items = load_gold(path, services.taxonomy)
         sources.append({"file": str(path), "sha256": file_hash(path), "texts": len(items)})
         for start in range(0, len(items), batch_size):
@@ -78,3 +86,47 @@ def train_role_refiner(services: "Services", gold_files: Sequence[Path], *, c: f
         raise GoldDataError("the gold files hold no tag the tagger finds: nothing to train the role refiner on")
     return RoleRefiner.train(instances, roles, groups, services.embedder.embed, embedder_name=services.embedder.name,
                              sources=sources, c=c, rule_weight=rule_weight, concept_weight=concept_weight)
+
+
+def concept_training_data(services: "Services", gold_files: Sequence[Path], *, batch_size: int = 32,
+                          progress: Callable[[int], None] | None = None):
+    """Every clause of the gold texts (as the tagger splits them) with the concepts whose gold spans touch it, in
+    any role (the role is the role assigner's work); the gold file groups clauses for cross-validation, and
+    ``known`` holds the concepts the labels already find in the clause's text."""
+    clause_texts: list[str] = []
+    concepts: list[frozenset[str]] = []
+    groups: list[str] = []
+    known: list[frozenset[str]] = []
+    sources = []
+    for path in gold_files:
+        path = check_training_file(path)
+        items = load_gold(path, services.taxonomy)
+        sources.append({"file": str(path), "sha256": file_hash(path), "texts": len(items)})
+        for start in range(0, len(items), batch_size):
+            batch = items[start:start + batch_size]
+            tagged = services.tagger.tag_many([i.text for i in batch], [i.kind or None for i in batch],
+                                              reference=REFERENCE_DATE, refine=False, learned=False)
+            for item, result in zip(batch, tagged):
+                found = frozenset(t.concept_id for t in result.tags)
+                for begin, end in services.segmenter.sentences(item.text):
+                    clause_texts.append(item.text[begin:end])
+                    concepts.append(frozenset(label.concept_id for label in item.labels
+                                              if any(s < end and begin < e for s, e in label.spans)))
+                    groups.append(path.name)
+                    known.append(found)
+            if progress is not None:
+                progress(len(batch))
+    return clause_texts, concepts, groups, known, sources
+
+
+def train_concept_detector(services: "Services", gold_files: Sequence[Path], *, c: float = 10.0,
+                           threshold: float = 0.4, per_clause: int = 2,
+                           progress: Callable[[int], None] | None = None) -> "ConceptDetector":
+    from nlp_service.extract.concept_model import ConceptDetector
+
+    clause_texts, concepts, groups, known, sources = concept_training_data(services, gold_files, progress=progress)
+    if not clause_texts:
+        raise GoldDataError("the gold files hold no clause: nothing to train the concept detector on")
+    return ConceptDetector.train(clause_texts, concepts, groups, services.embedder.embed,
+                                 embedder_name=services.embedder.name, taxonomy_version=services.taxonomy.full_version,
+                                 sources=sources, c=c, threshold=threshold, per_clause=per_clause, known=known)

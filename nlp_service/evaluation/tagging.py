@@ -57,7 +57,7 @@ def evaluate_tagging(
     by_lang: dict[str, list[PRF]] = defaultdict(list)
     category_level: list[PRF] = []
     per_item: list[PRF] = []
-    methods: dict[str, list[PRF]] = {"lexical": [], "semantic": []}
+    methods: dict[str, list[PRF]] = {"lexical": [], "semantic": [], "learned": []}
     span_exact: list[PRF] = []
     span_overlap: list[PRF] = []
     false_positives: Counter[str] = Counter()
@@ -174,6 +174,7 @@ def run_gold_evaluation(services: "Services", gold_path: Path, *, lexical_only: 
     items = load_gold(gold_path, services.taxonomy)
     tagger = services.tagger
     rules_only: list[TaggedText] = []  # the naive baseline in the same run: the cue rules alone
+    labels_only: list[TaggedText] = []  # and the labels and aliases alone, without the concept detector
     predictions: list[TaggedText] = []
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
@@ -181,6 +182,9 @@ def run_gold_evaluation(services: "Services", gold_path: Path, *, lexical_only: 
         tagged = tagger.tag_many(texts, kinds, reference=REFERENCE_DATE, refine=False)
         rules_only += tagged
         predictions += tagger.refine(texts, kinds, tagged)
+        if tagger.detector is not None:
+            labels_only += tagger.refine(texts, kinds, tagger.tag_many(texts, kinds, reference=REFERENCE_DATE,
+                                                                       refine=False, learned=False))
         if progress is not None:
             progress(len(batch))
     semantic = services.tagger.semantic
@@ -194,6 +198,11 @@ def run_gold_evaluation(services: "Services", gold_path: Path, *, lexical_only: 
         results["concept_rules_only"] = evaluate_tagging(items, rules_only, services.taxonomy)["concept"]["micro"]
         meta["role_refiner"] = {k: tagger.refiner.meta.get(k) for k in ("trained_on", "cross_validation",
                                                                         "hyperparameters")}
+    if tagger.detector is not None:
+        results["concept_labels_only"] = evaluate_tagging(items, labels_only, services.taxonomy)["concept"]["micro"]
+        results["roles_labels_only"] = evaluate_roles(items, labels_only)
+        meta["concept_detector"] = {k: tagger.detector.meta.get(k) for k in ("trained_on", "cross_validation",
+                                                                             "hyperparameters")}
     if any(item.needs is not None for item in items):
         results["needs"] = evaluate_needs(items, predictions)
     return {"meta": meta, "results": results}

@@ -14,9 +14,7 @@ cross-validated accuracy of rules and refiner) and ``weights.npz`` (no pickle).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -24,6 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from nlp_service.errors import NlpServiceError
+from nlp_service.extract.model_folder import read_model_folder, write_model_folder
 from nlp_service.extract.roles import MATCHING_ROLES, ROLES, Role, clauses, only_false_negation
 
 logger = logging.getLogger(__name__)
@@ -197,36 +196,13 @@ class RoleRefiner:
     # -- the folder -----------------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
         """Write ``weights.npz`` and ``meta.json`` into a new folder, then move it into place."""
-        directory = Path(directory)
-        tmp = directory.with_name(f".{directory.name}.{os.getpid()}.tmp")
-        tmp.mkdir(parents=True, exist_ok=False)
-        np.savez(tmp / "weights.npz", coef=self.coef, intercept=self.intercept)
-        (tmp / "meta.json").write_text(json.dumps({**self.meta, "classes": list(self.classes),
-                                                    "weights_sha256": _sha256(tmp / "weights.npz")},
-                                                   ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.{os.getpid()}.old")
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            for child in old.iterdir():
-                child.unlink()
-            old.rmdir()
-        else:
-            os.replace(tmp, directory)
+        write_model_folder(directory, {"coef": self.coef, "intercept": self.intercept},
+                           {**self.meta, "classes": list(self.classes)})
 
     @classmethod
     def load(cls, directory: Path, embed: Callable[[Sequence[str]], np.ndarray], *, embedder_name: str) -> "RoleRefiner":
-        directory = Path(directory)
-        try:
-            meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
-            if meta.get("format") != FORMAT or meta.get("kind") != "role-refiner":
-                raise RoleModelError(f"{directory} is no role refiner of format {FORMAT}")
-            if _sha256(directory / "weights.npz") != meta.get("weights_sha256"):
-                raise RoleModelError(f"{directory}/weights.npz does not match its checksum in meta.json")
-            with np.load(directory / "weights.npz", allow_pickle=False) as weights:
-                coef, intercept = weights["coef"], weights["intercept"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise RoleModelError(f"cannot read the role refiner in {directory}: {exc}") from exc
+        meta, weights = read_model_folder(directory, "role-refiner", FORMAT, ("coef", "intercept"), RoleModelError)
+        coef, intercept = weights["coef"], weights["intercept"]
         if meta.get("embedder") != embedder_name:
             raise RoleModelError(f"the role refiner in {directory} was trained with embedder {meta.get('embedder')!r}, "
                                  f"not {embedder_name!r}; retrain it with 'nlp-service train-roles'")
@@ -249,7 +225,3 @@ def _guarded(instance: RoleInstance, predicted: str) -> str:
     if predicted == "declined" and only_false_negation(instance.text, *instance.clause):
         return instance.rule_role
     return predicted
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

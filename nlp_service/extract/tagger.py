@@ -19,11 +19,12 @@ from nlp_service.extract.taxonomy import Concept, Taxonomy
 from nlp_service.index.embedder import Embedder
 
 if TYPE_CHECKING:
+    from nlp_service.extract.concept_model import ConceptDetector
     from nlp_service.extract.role_model import RoleRefiner
 
 logger = logging.getLogger(__name__)
 
-Method = Literal["lexical", "semantic"]
+Method = Literal["lexical", "semantic", "learned"]  # learned: the concept detector
 MAX_CLAUSE_CHARS = 400
 
 
@@ -280,9 +281,11 @@ class TaxonomyTagger:
         roles: RoleAssigner | None = None,
         needs: NeedsExtractor | None = None,
         refiner: "RoleRefiner | None" = None,
+        detector: "ConceptDetector | None" = None,
     ) -> None:
         self.taxonomy = taxonomy
         self.refiner = refiner  # a learned correction of the rule roles (nlp_service.extract.role_model)
+        self.detector = detector  # concepts described without a label (nlp_service.extract.concept_model)
         self.segmenter = segmenter
         self.lexical = LexicalTagger(taxonomy, segmenter)
         self.semantic = semantic
@@ -312,6 +315,27 @@ class TaxonomyTagger:
         refined = iter(refiner.predict(instances))
         return [[replace(t, role=next(refined)) for t in tags] for tags in tag_lists]
 
+    def _detect(self, texts: Sequence[str], found: Sequence[Sequence[Tag]]) -> list[list[Tag]]:
+        """The detector's tags: a clause-long tag for each concept it reads in a clause that the text has no
+        tag of yet (the labels' evidence comes first)."""
+        detector = self.detector
+        assert detector is not None
+        clause_lists = [self.segmenter.sentences(text) for text in texts]
+        flat = [text[s:e] for text, clauses in zip(texts, clause_lists) for s, e in clauses]
+        hits = iter(detector.detect(flat))
+        out: list[list[Tag]] = []
+        for text, clauses, tags in zip(texts, clause_lists, found):
+            have = {t.concept_id for t in tags}
+            mine: list[Tag] = []
+            for (start, end), clause_hits in zip(clauses, [next(hits) for _ in clauses]):
+                for concept_id, probability in clause_hits:
+                    if concept_id in have or concept_id not in self.taxonomy.concepts:
+                        continue
+                    have.add(concept_id)
+                    mine.append(_make_tag(self.taxonomy[concept_id], text, start, end, "learned", probability))
+            out.append(mine)
+        return out
+
     def refine(self, texts: Sequence[str], kinds: Sequence[str | None], results: Sequence[TaggedText]) -> list[TaggedText]:
         """``results`` of ``tag_many(..., refine=False)`` with the refiner's roles (unchanged without a refiner)."""
         if self.refiner is None:
@@ -325,12 +349,13 @@ class TaxonomyTagger:
 
     def tag_many(self, texts: Sequence[str], kinds: Sequence[str | None] | None = None, *,
                  metas: Sequence[dict | None] | None = None, reference: dt.date | None = None,
-                 semantic: bool = True, refine: bool = True) -> list[TaggedText]:
+                 semantic: bool = True, refine: bool = True, learned: bool = True) -> list[TaggedText]:
         """Tags with roles (and needs, when a needs extractor is set) for each text.
 
         ``kinds`` ("volunteer" / "request" / None to infer) set the base role; ``metas`` are explicit document
         metadata that win over extracted needs; ``semantic=False`` skips the clause embeddings;
-        ``refine=False`` keeps the rule roles even when a role refiner is set.
+        ``refine=False`` keeps the rule roles even when a role refiner is set; ``learned=False`` leaves the
+        concept detector out (labels and aliases alone).
         """
         kinds = list(kinds) if kinds is not None else [None] * len(texts)
         metas = list(metas) if metas is not None else [None] * len(texts)
@@ -349,10 +374,13 @@ class TaxonomyTagger:
                 block = vectors[row : row + len(clauses)]
                 row += len(clauses)
                 semantic_tags[number] = self.semantic.tag_clauses(text, clauses, block, lexical[number])
+        detected: list[list[Tag]] = [[] for _ in texts]
+        if self.detector is not None and learned:
+            detected = self._detect(texts, [lex + sem for lex, sem in zip(lexical, semantic_tags)])
         tag_lists = []
-        for simple, kind, lex, sem in zip(simple_texts, kinds, lexical, semantic_tags):
-            tags = sorted(lex + sem, key=lambda t: (t.start, t.end, t.concept_id))
-            roles = self.roles.assign(simple, [RoleSpan(t.start, t.end, t.method == "semantic") for t in tags], kind,
+        for simple, kind, lex, sem, det in zip(simple_texts, kinds, lexical, semantic_tags, detected):
+            tags = sorted(lex + sem + det, key=lambda t: (t.start, t.end, t.concept_id))
+            roles = self.roles.assign(simple, [RoleSpan(t.start, t.end, t.method != "lexical") for t in tags], kind,
                                       [self._role_category(t.concept_id, t.category) for t in tags])
             tag_lists.append([replace(t, role=r) for t, r in zip(tags, roles)])
         if self.refiner is not None and refine:

@@ -45,7 +45,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "concept_id": {"type": "string"}, "label_en": {"type": "string"}, "label_zh": {"type": "string"},
             "category": {"type": "string"}, "start": {"type": "integer", "minimum": 0},
             "end": {"type": "integer", "minimum": 0}, "surface": {"type": "string"},
-            "method": {"type": "string", "enum": ["lexical", "semantic"]}, "score": {"type": "number"}, "role": ROLE,
+            "method": {"type": "string", "enum": ["lexical", "semantic", "learned"]}, "score": {"type": "number"}, "role": ROLE,
         },
     },
     "Needs": {
