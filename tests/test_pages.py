@@ -30,6 +30,17 @@ def test_highlight_pieces_rebuild_the_text_and_skip_overlaps():
         ("做账", "offered"), ("和", None), ("报税", "declined")]
 
 
+def test_a_label_tag_inside_a_clause_long_learned_tag_is_highlighted_first():
+    text = "想找人把账理顺，再做一张海报。"
+    learned = {"start": 0, "end": 7, "role": "needed", "method": "learned"}
+    poster = {"start": 10, "end": 14, "role": "needed", "method": "lexical"}
+    clause = {"start": 8, "end": 14, "role": "needed", "method": "learned"}
+    pieces = highlight(text, [learned, clause, poster])
+    assert "".join(p.text for p in pieces) == text
+    assert [(p.text, p.tag and p.tag["method"]) for p in pieces] == [
+        ("想找人把账理顺", "learned"), ("，再做", None), ("一张海报", "lexical"), ("。", None)]
+
+
 def test_match_page_highlights_by_role_and_explains_matches(client, caplog):
     caplog.set_level(logging.INFO)
     response = client.post("/?lang=en", data={"text": REQUEST, "kind": "request", "top_k": "3"})

@@ -13,14 +13,20 @@ class Piece:
 
 
 def highlight(text: str, tags: Sequence[Mapping[str, Any]]) -> list[Piece]:
-    """Plain and tagged pieces that concatenate to ``text``; of overlapping tags the earlier (longer) wins."""
+    """Plain and tagged pieces that concatenate to ``text``. Of overlapping tags the earlier (longer) wins, and a
+    label's tag wins over a clause-long one (semantic or learned), which is highlighted only where no label
+    tag falls inside it."""
+    chosen: list[Mapping[str, Any]] = []
+    valid = [t for t in tags if _valid(t, len(text))]
+    for clause_long in (False, True):
+        layer = [t for t in valid if (t.get("method", "lexical") != "lexical") == clause_long]
+        for tag in sorted(layer, key=lambda t: (t["start"], -t["end"])):
+            if not any(tag["start"] < c["end"] and c["start"] < tag["end"] for c in chosen):
+                chosen.append(tag)  # an overlapping tag is still listed in the tag table
     pieces: list[Piece] = []
     cursor = 0
-    ordered = sorted((t for t in tags if _valid(t, len(text))), key=lambda t: (t["start"], -t["end"]))
-    for tag in ordered:
+    for tag in sorted(chosen, key=lambda t: t["start"]):
         start, end = tag["start"], tag["end"]
-        if start < cursor:
-            continue  # overlaps a piece already highlighted; it is still listed in the tag table
         if start > cursor:
             pieces.append(Piece(text[cursor:start]))
         pieces.append(Piece(text[start:end], tag))
