@@ -45,6 +45,12 @@ def test_training_data_are_gold_clauses_with_their_concepts(services, small_gold
     labelled = [c for c in concepts if c]
     assert len(labelled) > 60 and len(labelled) < len(concepts)  # clauses with and without evidence
     assert all(cid in services.taxonomy.concepts for found in labelled for cid in found)
+    # only what a text offers or needs is a target: a concept the gold marks only as context or declined is none
+    items = [item for path in small_golds for item in load_gold(path, services.taxonomy)]
+    matching = {label.concept_id for item in items for label in item.labels if label.role in ("offered", "needed")}
+    others = {label.concept_id for item in items for label in item.labels} - matching
+    targets = {cid for found in concepts for cid in found}
+    assert others and targets <= matching and not targets & others
     with pytest.raises(GoldDataError, match="test part"):
         concept_training_data(services, [ROOT / "corpus/eval/test.jsonl"])
     with pytest.raises(GoldDataError, match="held-out"):

@@ -3,7 +3,7 @@
 Labels and aliases find a skill that is named ("做账", "grant writing"); posts often describe it instead
 ("把纸质登记表录进系统", "whether this can ever pay for itself"). The detector is a multinomial logistic
 regression over a clause's sentence embedding and its character 2-3-grams, with one class per concept the
-gold marks in a clause and a class ``NONE`` for clauses that evidence nothing. It is trained on the gold files
+gold offers or needs in a clause and a class ``NONE`` for clauses that offer or need nothing. It is trained on the gold files
 (``nlp-service train-concepts``; never the test part or the held-out sets) and saved as a self-describing
 folder (:mod:`nlp_service.extract.model_folder`): ``meta.json`` holds the embedder, the taxonomy version, the
 training files and their hashes, the hyperparameters and what cross-validation found.
@@ -102,7 +102,7 @@ class ConceptDetector:
     @classmethod
     def train(cls, clauses: Sequence[str], concepts: Sequence[frozenset[str]], groups: Sequence[str],
               embed: Callable[[Sequence[str]], np.ndarray], *, embedder_name: str, taxonomy_version: str,
-              sources: Sequence[dict[str, Any]], c: float = 10.0, threshold: float = 0.4, per_clause: int = 2,
+              sources: Sequence[dict[str, Any]], c: float = 10.0, threshold: float = 0.3, per_clause: int = 2,
               folds: int = 4, known: Sequence[frozenset[str]] | None = None) -> "ConceptDetector":
         """Fit on gold clauses: ``concepts[i]`` are the concepts whose gold spans touch clause ``i`` (empty: NONE).
         ``groups`` (gold files) keep a file's clauses in one cross-validation fold; ``known`` are the concepts
