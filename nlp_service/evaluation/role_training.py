@@ -44,7 +44,31 @@ def role_training_data(services: "Services", gold_files: Sequence[Path], *, batc
     instances: list[RoleInstance] = []
     roles: list[str] = []
     groups: list[str] = []
-    sources = []
+    sources: list[dict] = []
+    for path, item, result in _tagged_gold(services, gold_files, sources, batch_size, progress):
+        spans = clauses(item.text)
+        gold = item.roles
+        marked = {label.concept_id: label.spans for label in item.labels}
+        seen: set[str] = set()
+        for tag in result.tags:
+            # One instance per gold concept: its first mention, if the annotator marked it. A later
+            # mention, or one the annotator did not mark, may play another part than the gold role
+            # says ("社工" of the staff beside "社工" asked for). Trained on every marked mention instead,
+            # the refiner leaked 13 context/declined concepts of the held-out sets, against 9.
+            first = tag.concept_id not in seen
+            seen.add(tag.concept_id)
+            if first and tag.concept_id in gold and _overlaps(tag, marked.get(tag.concept_id, ())):
+                instances.append(RoleInstance.of(item.text, item.kind or None, tag.start, tag.end, tag.role,
+                                                 spans, concept_id=tag.concept_id, category=tag.category))
+                roles.append(gold[tag.concept_id])
+                groups.append(f"{path.name}:{item.id}")
+    return instances, roles, groups, sources
+
+
+def _tagged_gold(services: "Services", gold_files: Sequence[Path], sources: list[dict], batch_size: int,
+                 progress: Callable[[int], None] | None):
+    """(file, gold item, rule-role tagging by the labels alone) for every text of the training files, in batches;
+    each file's name, hash and size go into ``sources``."""
     for path in gold_files:
         path = check_training_file(path)
         items = load_gold(path, services.taxonomy)
@@ -52,27 +76,11 @@ def role_training_data(services: "Services", gold_files: Sequence[Path], *, batc
         for start in range(0, len(items), batch_size):
             batch = items[start:start + batch_size]
             tagged = services.tagger.tag_many([i.text for i in batch], [i.kind or None for i in batch],
-                                              reference=REFERENCE_DATE, refine=False)
+                                              reference=REFERENCE_DATE, refine=False, learned=False)
             for item, result in zip(batch, tagged):
-                spans = clauses(item.text)
-                gold = item.roles
-                marked = {label.concept_id: label.spans for label in item.labels}
-                seen: set[str] = set()
-                for tag in result.tags:
-                    # One instance per gold concept: its first mention, if the annotator marked it. A later
-                    # mention, or one the annotator did not mark, may play another part than the gold role
-                    # says ("社工" of the staff beside "社工" asked for). Trained on every marked mention instead,
-                    # the refiner leaked 13 context/declined concepts of the held-out sets, against 9.
-                    first = tag.concept_id not in seen
-                    seen.add(tag.concept_id)
-                    if first and tag.concept_id in gold and _overlaps(tag, marked.get(tag.concept_id, ())):
-                        instances.append(RoleInstance.of(item.text, item.kind or None, tag.start, tag.end, tag.role,
-                                                         spans, concept_id=tag.concept_id, category=tag.category))
-                        roles.append(gold[tag.concept_id])
-                        groups.append(f"{path.name}:{item.id}")
+                yield path, item, result
             if progress is not None:
                 progress(len(batch))
-    return instances, roles, groups, sources
 
 
 def _overlaps(tag, spans) -> bool:
@@ -101,25 +109,15 @@ def concept_training_data(services: "Services", gold_files: Sequence[Path], *, b
     concepts: list[frozenset[str]] = []
     groups: list[str] = []
     known: list[frozenset[str]] = []
-    sources = []
-    for path in gold_files:
-        path = check_training_file(path)
-        items = load_gold(path, services.taxonomy)
-        sources.append({"file": str(path), "sha256": file_hash(path), "texts": len(items)})
-        for start in range(0, len(items), batch_size):
-            batch = items[start:start + batch_size]
-            tagged = services.tagger.tag_many([i.text for i in batch], [i.kind or None for i in batch],
-                                              reference=REFERENCE_DATE, refine=False, learned=False)
-            for item, result in zip(batch, tagged):
-                found = frozenset(t.concept_id for t in result.tags)
-                for begin, end in services.segmenter.sentences(item.text):
-                    clause_texts.append(item.text[begin:end])
-                    concepts.append(frozenset(label.concept_id for label in item.labels if label.role in MATCHING_ROLES
-                                              and any(s < end and begin < e for s, e in label.spans)))
-                    groups.append(path.name)
-                    known.append(found)
-            if progress is not None:
-                progress(len(batch))
+    sources: list[dict] = []
+    for path, item, result in _tagged_gold(services, gold_files, sources, batch_size, progress):
+        found = frozenset(t.concept_id for t in result.tags)
+        for begin, end in services.segmenter.sentences(item.text):
+            clause_texts.append(item.text[begin:end])
+            concepts.append(frozenset(label.concept_id for label in item.labels if label.role in MATCHING_ROLES
+                                      and any(s < end and begin < e for s, e in label.spans)))
+            groups.append(path.name)
+            known.append(found)
     return clause_texts, concepts, groups, known, sources
 
 

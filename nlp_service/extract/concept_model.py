@@ -79,10 +79,7 @@ class ConceptDetector:
         """(clauses x classes) probabilities."""
         if not clauses:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        scores = np.asarray(_features(clauses, self._embed, self._hashing) @ self.coef.T + self.intercept)
-        scores -= scores.max(axis=1, keepdims=True)
-        weights = np.exp(scores)
-        return weights / weights.sum(axis=1, keepdims=True)
+        return self._probabilities_of(_features(clauses, self._embed, self._hashing))
 
     def detect(self, clauses: Sequence[str]) -> list[list[tuple[str, float]]]:
         """Per clause, the concepts (with probability) at or above the threshold, best first."""
@@ -130,7 +127,7 @@ class ConceptDetector:
                 test = [i for i, g in enumerate(groups) if g in held]
                 fitted = cls(model.coef_, model.intercept_, [str(x) for x in model.classes_],
                              {"hyperparameters": {"threshold": threshold, "per_clause": per_clause}}, embed)
-                for i, row in zip(test, fitted.probabilities_of(features[test])):
+                for i, row in zip(test, fitted._probabilities_of(features[test])):
                     for concept, _ in fitted._best(row):
                         if known is not None and concept in known[i]:
                             continue
@@ -153,7 +150,8 @@ class ConceptDetector:
         }
         return cls(model.coef_, model.intercept_, [str(x) for x in model.classes_], meta, embed)
 
-    def probabilities_of(self, features) -> np.ndarray:
+    def _probabilities_of(self, features) -> np.ndarray:
+        """Softmax of the class scores of feature rows (what :meth:`probabilities` and cross-validation share)."""
         scores = np.asarray(features @ self.coef.T + self.intercept)
         scores -= scores.max(axis=1, keepdims=True)
         weights = np.exp(scores)
