@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 MODEL := models/use-multilingual-v3
 REFINER := models/role-refiner
 DETECTOR := models/concept-detector
+READER := models/needs-reader
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -33,7 +34,7 @@ browser:
 	if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 	  echo "ERROR: /usr/bin/chromium or /usr/bin/chromedriver is still missing after apt-get install" >&2; exit 1; fi
 
-setup: $(STAMP) $(MODEL)/modules.json $(REFINER)/meta.json $(DETECTOR)/meta.json index
+setup: $(STAMP) $(MODEL)/modules.json $(REFINER)/meta.json $(DETECTOR)/meta.json $(READER)/meta.json index
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,7 +59,14 @@ $(DETECTOR)/meta.json: $(STAMP) $(MODEL)/modules.json nlp_service/extract/concep
 		$(wildcard corpus/eval/fresh/*.jsonl) $(wildcard corpus/taxonomy/concepts/*.jsonl)
 	$(BIN)/nlp-service train-concepts
 
-index: $(STAMP) $(MODEL)/modules.json $(REFINER)/meta.json $(DETECTOR)/meta.json
+# The deliverable reader (which clause of a request names its deliverable), trained on the same gold files in
+# seconds; retrained when its code, the clause splitter or those gold files change.
+$(READER)/meta.json: $(STAMP) $(MODEL)/modules.json nlp_service/extract/needs_model.py \
+		nlp_service/extract/clause_features.py nlp_service/extract/segment.py corpus/eval/dev.jsonl \
+		$(wildcard corpus/eval/fresh/*.jsonl)
+	$(BIN)/nlp-service train-needs
+
+index: $(STAMP) $(MODEL)/modules.json $(REFINER)/meta.json $(DETECTOR)/meta.json $(READER)/meta.json
 	$(BIN)/nlp-service rebuild --if-missing
 
 clean-index:

@@ -29,12 +29,14 @@ logger = logging.getLogger(__name__)
 
 
 def analysis_version(taxonomy: Taxonomy, settings: Settings, refiner: str | None = None,
-                     detector: str | None = None) -> str:
+                     detector: str | None = None, reader: str | None = None) -> str:
     """The taxonomy version plus a hash of the extraction code and its data (roles, needs, parsed objects, tagger, causes,
-    semantic thresholds, the role refiner's and the concept detector's weights): stored analyses are reused only
-    while all of these are unchanged."""
+    semantic thresholds, the weights of the role refiner, the concept detector and the deliverable reader): stored
+    analyses are reused only while all of these are unchanged."""
+    import nlp_service.extract.clause_features as clause_features_module
     import nlp_service.extract.concept_model as concept_model_module
     import nlp_service.extract.needs as needs_module
+    import nlp_service.extract.needs_model as needs_model_module
     import nlp_service.extract.objects as objects_module
     import nlp_service.extract.role_model as role_model_module
     import nlp_service.extract.script as script_module
@@ -43,13 +45,15 @@ def analysis_version(taxonomy: Taxonomy, settings: Settings, refiner: str | None
 
     digest = hashlib.sha256()
     for module in (roles_module, needs_module, objects_module, script_module, tagger_module, role_model_module,
-                   concept_model_module):
+                   concept_model_module, needs_model_module, clause_features_module):
         digest.update(Path(module.__file__).read_bytes())
     digest.update(Path(settings.causes_file).read_bytes())
     digest.update(repr((settings.semantic_tags, settings.semantic_threshold_zh, settings.semantic_threshold_en)).encode())
     digest.update(f"refiner:{refiner}".encode())
     if detector is not None:
         digest.update(f"detector:{detector}".encode())
+    if reader is not None:
+        digest.update(f"deliverable-reader:{reader}".encode())
     return f"{taxonomy.full_version}+extract-{digest.hexdigest()[:12]}"
 
 
@@ -71,7 +75,8 @@ class Services:
                 label_vectors=self._cached_label_vectors(),
             )
             self._save_label_vectors(semantic.label_vectors)
-        self.needs = NeedsExtractor(self._gazetteer(), load_causes(settings.causes_file), objects=ObjectReader().load())
+        self.needs = NeedsExtractor(self._gazetteer(), load_causes(settings.causes_file), objects=ObjectReader().load(),
+                                    deliverables=self._needs_reader(), clauses=self.segmenter.sentences)
         self.tagger = TaxonomyTagger(self.taxonomy, self.segmenter, semantic, needs=self.needs,
                                      refiner=self._role_refiner(), detector=self._concept_detector())
         self.store = IndexStore(settings.index_dir)
@@ -113,9 +118,10 @@ class Services:
 
     @property
     def analysis_version(self) -> str:
-        refiner, detector = self.tagger.refiner, self.tagger.detector
+        refiner, detector, reader = self.tagger.refiner, self.tagger.detector, self.needs.deliverables
         return analysis_version(self.taxonomy, self.settings, refiner.fingerprint if refiner is not None else None,
-                                detector.fingerprint if detector is not None else None)
+                                detector.fingerprint if detector is not None else None,
+                                reader.fingerprint if reader is not None else None)
 
     def writer(self) -> DocumentWriter:
         return DocumentWriter(self.analyzer)
@@ -226,6 +232,21 @@ class Services:
         logger.info("concept detector from %s (%s gold clauses of %s files)", path, detector.meta.get("clauses"),
                     len(detector.meta.get("trained_on", [])))
         return detector
+
+    def _needs_reader(self):
+        from nlp_service.extract.needs_model import DeliverableReader, NeedsModelError
+
+        path = Path(self.settings.needs_model_path)
+        if not self.settings.needs_reader or not (path / "meta.json").is_file():
+            return None
+        try:
+            reader = DeliverableReader.load(path, self.embedder.embed, embedder_name=self.embedder.name)
+        except NeedsModelError as exc:
+            logger.warning("deliverables from the patterns alone, no deliverable reader: %s", exc)
+            return None
+        logger.info("deliverable reader from %s (%s gold requests of %s files)", path, reader.meta.get("texts"),
+                    len(reader.meta.get("trained_on", [])))
+        return reader
 
     def _role_refiner(self):
         from nlp_service.extract.role_model import RoleModelError, RoleRefiner

@@ -49,6 +49,10 @@ class Settings:
     # without naming it. Used when the folder exists and matches the embedder and the taxonomy.
     concept_model_path: Path = Path("models/concept-detector")
     concept_detector: bool = True
+    # The learned deliverable reader (`nlp-service train-needs`): which clause of a request names its deliverable.
+    # Used when the folder exists and matches the embedder, otherwise the deliverable patterns decide.
+    needs_model_path: Path = Path("models/needs-reader")
+    needs_reader: bool = True
     # Ranking: final score = (1 - tag_weight) * cosine + tag_weight * skill overlap.
     tag_weight: float = 0.15
     candidate_pool: int = 100

@@ -35,6 +35,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         feedback_db=work / "feedback.sqlite",
         role_model_path=ROOT / "models" / "role-refiner",  # trained by the set-up command (make setup)
         concept_model_path=ROOT / "models" / "concept-detector",  # likewise
+        needs_model_path=ROOT / "models" / "needs-reader",  # likewise
     )
 
 

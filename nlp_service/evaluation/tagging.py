@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+
 import datetime as dt
 import subprocess
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -205,4 +207,17 @@ def run_gold_evaluation(services: "Services", gold_path: Path, *, lexical_only: 
                                                                              "hyperparameters")}
     if any(item.needs is not None for item in items):
         results["needs"] = evaluate_needs(items, predictions)
+        reader = services.needs.deliverables
+        if reader is not None:  # the naive baseline in the same run: the deliverable patterns alone
+            patterns = [_with_pattern_deliverable(services, item, p) for item, p in zip(items, predictions)]
+            results["deliverable_patterns_only"] = evaluate_needs(items, patterns)["per_field"]["deliverable"]
+            meta["deliverable_reader"] = {k: reader.meta.get(k) for k in ("trained_on", "cross_validation",
+                                                                          "hyperparameters")}
     return {"meta": meta, "results": results}
+
+
+def _with_pattern_deliverable(services: "Services", item, predicted: TaggedText) -> TaggedText:
+    if predicted.needs is None:
+        return predicted
+    found = services.needs.pattern_deliverable(item.text) if item.kind != "volunteer" else None
+    return replace(predicted, needs=replace(predicted.needs, deliverable=found))

@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from nlp_service.errors import NlpServiceError
+from nlp_service.extract.clause_features import CLAUSE_CHARS, HASH_FEATURES, char_hashing, clause_features
 from nlp_service.extract.model_folder import read_model_folder, write_model_folder
 
 logger = logging.getLogger(__name__)
@@ -31,29 +32,10 @@ logger = logging.getLogger(__name__)
 FORMAT = 1
 KIND = "concept-detector"
 NONE = "NONE"
-_HASH_FEATURES = 2**14
-_CLAUSE_CHARS = 400
 
 
 class ConceptModelError(NlpServiceError):
     """A concept detector folder that is missing, unreadable or made for another embedder or taxonomy."""
-
-
-def _hashing():
-    from sklearn.feature_extraction.text import HashingVectorizer
-
-    return HashingVectorizer(analyzer="char_wb", ngram_range=(2, 3), n_features=_HASH_FEATURES,
-                             alternate_sign=False, norm="l2")
-
-
-def _features(clauses: Sequence[str], embed: Callable[[Sequence[str]], np.ndarray], hashing=None):
-    from scipy import sparse
-
-    texts = [c[:_CLAUSE_CHARS] or "-" for c in clauses]
-    unique = list(dict.fromkeys(texts))
-    row = {text: n for n, text in enumerate(unique)}
-    vectors = embed(unique)[[row[t] for t in texts]].astype(np.float32)
-    return sparse.hstack([sparse.csr_matrix(vectors), (hashing or _hashing()).transform(texts)]).tocsr()
 
 
 class ConceptDetector:
@@ -68,7 +50,7 @@ class ConceptDetector:
         self.threshold = float(self.meta["hyperparameters"]["threshold"])
         self.per_clause = int(self.meta["hyperparameters"]["per_clause"])
         self._embed = embed
-        self._hashing = _hashing()
+        self._hashing = char_hashing()
         self._none = self.classes.index(NONE) if NONE in self.classes else -1
         digest = hashlib.sha256(self.coef.tobytes())
         digest.update(self.intercept.tobytes())
@@ -79,7 +61,7 @@ class ConceptDetector:
         """(clauses x classes) probabilities."""
         if not clauses:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        return self._probabilities_of(_features(clauses, self._embed, self._hashing))
+        return self._probabilities_of(clause_features(clauses, self._embed, self._hashing))
 
     def detect(self, clauses: Sequence[str]) -> list[list[tuple[str, float]]]:
         """Per clause, the concepts (with probability) at or above the threshold, best first."""
@@ -113,7 +95,7 @@ class ConceptDetector:
         labels = np.asarray([name for found in concepts for name in (sorted(found) or [NONE])])
         if len(set(labels) - {NONE}) < 2:
             raise ConceptModelError("concept detector training needs gold spans of at least two concepts")
-        features = _features(clauses, embed)
+        features = clause_features(clauses, embed)
         row_groups = np.asarray([groups[i] for i in rows])
         names = sorted(set(groups))
         cv: dict[str, Any] = {"folds": 0}
@@ -145,7 +127,7 @@ class ConceptDetector:
             "trained_on": list(sources),
             "clauses": len(clauses),
             "hyperparameters": {"c": c, "threshold": threshold, "per_clause": per_clause,
-                                "hash_features": _HASH_FEATURES, "clause_chars": _CLAUSE_CHARS},
+                                "hash_features": HASH_FEATURES, "clause_chars": CLAUSE_CHARS},
             "cross_validation": cv,
         }
         return cls(model.coef_, model.intercept_, [str(x) for x in model.classes_], meta, embed)

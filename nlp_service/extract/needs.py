@@ -15,12 +15,13 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from nlp_service.extract.roles import RoleAssigner, RoleSpan, infer_kind
 from nlp_service.extract.script import load_jionlp, to_simplified
 
 if TYPE_CHECKING:
+    from nlp_service.extract.needs_model import DeliverableReader
     from nlp_service.extract.objects import ObjectReader
 
 logger = logging.getLogger(__name__)
@@ -810,9 +811,17 @@ _CHINESE_AS_LANGUAGE = re.compile(
 class NeedsExtractor:
     """Extracts :class:`Needs` from a text (and merges explicit metadata over it)."""
 
-    def __init__(self, gazetteer: Gazetteer, causes: Sequence[Cause], *, objects: "ObjectReader | None" = None) -> None:
+    def __init__(self, gazetteer: Gazetteer, causes: Sequence[Cause], *, objects: "ObjectReader | None" = None,
+                 deliverables: "DeliverableReader | None" = None,
+                 clauses: "Callable[[str], list[tuple[int, int]]] | None" = None) -> None:
+        """``deliverables`` (a learned reader, with ``clauses``, the splitter it was trained on) picks a
+        request's deliverable instead of the patterns."""
+        if deliverables is not None and clauses is None:
+            raise ValueError("a deliverable reader needs the clause splitter it was trained on")
         self.gazetteer = gazetteer
         self.objects = objects
+        self.deliverables = deliverables
+        self.clauses = clauses
         self.causes = list(causes)
         zh_terms: dict[str, str] = {}
         en_terms: dict[str, str] = {}
@@ -835,8 +844,18 @@ class NeedsExtractor:
         self._cause_en = en_terms
 
     def extract(self, text: str, *, kind: str | None = None, boundaries: set[int] | None = None,
-                reference: dt.date | None = None, meta: Mapping[str, Any] | None = None) -> Needs:
+                reference: dt.date | None = None, meta: Mapping[str, Any] | None = None,
+                deliverable: "tuple[tuple[int, int], float] | None | object" = ...) -> Needs:
+        """``deliverable``: the reader's choice for this text when the caller made it for a batch
+        (:meth:`read_deliverables`); left out, the reader (or the patterns, without one) is asked here."""
         reference = reference or dt.date.today()
+        if kind == "volunteer":
+            chosen = None
+        elif self.deliverables is None:
+            chosen = self.pattern_deliverable(text)
+        else:
+            choice = self.read_deliverables([text], [kind])[0] if deliverable is ... else deliverable
+            chosen = _ev(text, *choice[0]) if choice else None  # type: ignore[index]
         original, text = text, to_simplified(text)
         found = self.gazetteer.find(text, boundaries)
         deadline, dates = self._dates(text, reference)
@@ -850,11 +869,24 @@ class NeedsExtractor:
             dates=dates,
             languages=self._working_languages(text, kind),
             causes=self._causes(text),
-            deliverable=self._deliverable(text) if kind != "volunteer" else None,
+            deliverable=chosen,
         )
         if text != original:
             needs = _resurface(needs, original)
         return self.merge_metadata(needs, meta) if meta else needs
+
+    def pattern_deliverable(self, text: str) -> Evidence | None:
+        """The deliverable the patterns read (the baseline of the learned reader), surfaced from ``text``."""
+        found = self._deliverable(to_simplified(text))
+        return _ev(text, found.start, found.end) if found is not None else None
+
+    def read_deliverables(self, texts: Sequence[str],
+                          kinds: Sequence[str | None]) -> list[tuple[tuple[int, int], float] | None]:
+        """The reader's deliverable clause (span, probability) of each text that is no volunteer's, in one batch."""
+        if self.deliverables is None or self.clauses is None:
+            return [None] * len(texts)
+        clause_lists = [self.clauses(text) if kind != "volunteer" else [] for text, kind in zip(texts, kinds)]
+        return self.deliverables.choose_many(texts, clause_lists)
 
     # -- metadata ----------------------------------------------------------------------------------
     def merge_metadata(self, needs: Needs, meta: Mapping[str, Any]) -> Needs:

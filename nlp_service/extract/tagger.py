@@ -386,10 +386,12 @@ class TaxonomyTagger:
         if self.refiner is not None and refine:
             tag_lists = self._refine(texts, kinds, tag_lists, self.refiner)
         results = []
-        for text, kind, meta, tokens, tags in zip(texts, kinds, metas, token_lists, tag_lists):
+        deliverables = self.needs.read_deliverables(texts, kinds) if self.needs is not None else []
+        for number, (text, kind, meta, tokens, tags) in enumerate(zip(texts, kinds, metas, token_lists, tag_lists)):
             needs = None
             if self.needs is not None:
                 boundaries = {t.start for t in tokens} | {t.end for t in tokens}
-                needs = self.needs.extract(text, kind=kind, boundaries=boundaries, reference=reference, meta=meta)
+                needs = self.needs.extract(text, kind=kind, boundaries=boundaries, reference=reference, meta=meta,
+                                           deliverable=deliverables[number])
             results.append(TaggedText(detect_language(text), tuple(tags), kind, needs))
         return results
