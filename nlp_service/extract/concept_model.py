@@ -49,7 +49,7 @@ class ConceptDetector:
         self.meta = dict(meta)
         self.threshold = float(self.meta["hyperparameters"]["threshold"])
         self.per_clause = int(self.meta["hyperparameters"]["per_clause"])
-        self._embed = embed
+        self.embed = embed  # the clause encoder (the tagger shares clause features with the deliverable reader)
         self._hashing = char_hashing()
         self._none = self.classes.index(NONE) if NONE in self.classes else -1
         digest = hashlib.sha256(self.coef.tobytes())
@@ -61,11 +61,14 @@ class ConceptDetector:
         """(clauses x classes) probabilities."""
         if not clauses:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        return self._probabilities_of(clause_features(clauses, self._embed, self._hashing))
+        return self._probabilities_of(clause_features(clauses, self.embed, self._hashing))
 
-    def detect(self, clauses: Sequence[str]) -> list[list[tuple[str, float]]]:
-        """Per clause, the concepts (with probability) at or above the threshold, best first."""
-        return [self._best(row) for row in self.probabilities(clauses)]
+    def detect(self, clauses: Sequence[str], features=None) -> list[list[tuple[str, float]]]:
+        """Per clause, the concepts (with probability) at or above the threshold, best first; ``features`` are the
+        clauses' :func:`clause_features` when the caller has them."""
+        if features is None:
+            return [self._best(row) for row in self.probabilities(clauses)]
+        return [self._best(row) for row in self._probabilities_of(features)] if len(clauses) else []
 
     def _best(self, row: np.ndarray) -> list[tuple[str, float]]:
         out = []

@@ -880,13 +880,25 @@ class NeedsExtractor:
         found = self._deliverable(to_simplified(text))
         return _ev(text, found.start, found.end) if found is not None else None
 
-    def read_deliverables(self, texts: Sequence[str],
-                          kinds: Sequence[str | None]) -> list[tuple[tuple[int, int], float] | None]:
-        """The reader's deliverable clause (span, probability) of each text that is no volunteer's, in one batch."""
+    def read_deliverables(self, texts: Sequence[str], kinds: Sequence[str | None], clause_lists=None,
+                          features=None) -> list[tuple[tuple[int, int], float] | None]:
+        """The reader's deliverable clause (span, probability) of each text that is no volunteer's, in one batch.
+        A caller that has split the texts (with :attr:`clauses`) and computed the features of all their clauses
+        (the concept detector's, when it uses the same encoder) passes both, and no clause is encoded twice."""
         if self.deliverables is None or self.clauses is None:
             return [None] * len(texts)
-        clause_lists = [self.clauses(text) if kind != "volunteer" else [] for text, kind in zip(texts, kinds)]
-        return self.deliverables.choose_many(texts, clause_lists)
+        wanted = [kind != "volunteer" for kind in kinds]
+        if clause_lists is None or features is None:
+            clause_lists = [self.clauses(text) if want else [] for text, want in zip(texts, wanted)]
+            return self.deliverables.choose_many(texts, clause_lists)
+        rows: list[int] = []
+        row = 0
+        for spans, want in zip(clause_lists, wanted):
+            if want:
+                rows.extend(range(row, row + len(spans)))
+            row += len(spans)
+        mine = [spans if want else [] for spans, want in zip(clause_lists, wanted)]
+        return self.deliverables.choose_many(texts, mine, features[rows])
 
     # -- metadata ----------------------------------------------------------------------------------
     def merge_metadata(self, needs: Needs, meta: Mapping[str, Any]) -> Needs:

@@ -49,7 +49,7 @@ class DeliverableReader:
         self.intercept = float(np.asarray(intercept, dtype=np.float32).reshape(-1)[0])
         self.meta = dict(meta)
         self.threshold = float(self.meta["hyperparameters"]["threshold"])
-        self._embed = embed
+        self.embed = embed
         self._hashing = char_hashing()
         digest = hashlib.sha256(self.coef.tobytes())
         digest.update(repr((self.intercept, self.threshold)).encode())
@@ -58,12 +58,17 @@ class DeliverableReader:
     def probabilities(self, clauses: Sequence[str]) -> np.ndarray:
         if not clauses:
             return np.zeros(0, dtype=np.float32)
-        return self._probabilities_of(clause_features(clauses, self._embed, self._hashing))
+        return self._probabilities_of(clause_features(clauses, self.embed, self._hashing))
 
-    def choose_many(self, texts: Sequence[str], clause_lists: Sequence[Sequence[Span]]) -> list[tuple[Span, float] | None]:
-        """Per text, its most probable deliverable clause and the probability, or None below the threshold."""
-        flat = [text[s:e] for text, spans in zip(texts, clause_lists) for s, e in spans]
-        probs = iter(self.probabilities(flat).tolist())
+    def choose_many(self, texts: Sequence[str], clause_lists: Sequence[Sequence[Span]],
+                    features=None) -> list[tuple[Span, float] | None]:
+        """Per text, its most probable deliverable clause and the probability, or None below the threshold;
+        ``features`` are the clauses' :func:`clause_features` (in order) when the caller has them."""
+        if features is None:
+            flat = [text[s:e] for text, spans in zip(texts, clause_lists) for s, e in spans]
+            probs = iter(self.probabilities(flat).tolist())
+        else:
+            probs = iter(self._probabilities_of(features).tolist() if features.shape[0] else [])
         out: list[tuple[Span, float] | None] = []
         for spans in clause_lists:
             scored = [(next(probs), span) for span in spans]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 
+from nlp_service.extract.clause_features import clause_features
 from nlp_service.extract.needs import Needs, NeedsExtractor
 from nlp_service.extract.script import to_simplified
 from nlp_service.extract.needs import language_code
@@ -315,14 +316,13 @@ class TaxonomyTagger:
         refined = iter(refiner.predict(instances))
         return [[replace(t, role=next(refined)) for t in tags] for tags in tag_lists]
 
-    def _detect(self, texts: Sequence[str], found: Sequence[Sequence[Tag]]) -> list[list[Tag]]:
+    def _detect(self, texts: Sequence[str], clause_lists, flat: Sequence[str], features,
+                found: Sequence[Sequence[Tag]]) -> list[list[Tag]]:
         """The detector's tags: a clause-long tag for each concept it reads in a clause that the text has no
         tag of yet (the labels' evidence comes first)."""
         detector = self.detector
         assert detector is not None
-        clause_lists = [self.segmenter.sentences(text) for text in texts]
-        flat = [text[s:e] for text, clauses in zip(texts, clause_lists) for s, e in clauses]
-        hits = iter(detector.detect(flat))
+        hits = iter(detector.detect(flat, features) if flat else [])
         out: list[list[Tag]] = []
         for text, clauses, tags in zip(texts, clause_lists, found):
             have = {t.concept_id for t in tags}
@@ -375,8 +375,13 @@ class TaxonomyTagger:
                 row += len(clauses)
                 semantic_tags[number] = self.semantic.tag_clauses(text, clauses, block, lexical[number])
         detected: list[list[Tag]] = [[] for _ in texts]
+        clause_lists = features = None  # the detector's clauses and their features, shared with the deliverable reader
         if self.detector is not None and learned:
-            detected = self._detect(texts, [lex + sem for lex, sem in zip(lexical, semantic_tags)])
+            clause_lists = [self.segmenter.sentences(text) for text in texts]
+            flat = [text[s:e] for text, clauses in zip(texts, clause_lists) for s, e in clauses]
+            features = clause_features(flat, self.detector.embed) if flat else None
+            detected = self._detect(texts, clause_lists, flat, features,
+                                    [lex + sem for lex, sem in zip(lexical, semantic_tags)])
         tag_lists = []
         for simple, kind, lex, sem, det in zip(simple_texts, kinds, lexical, semantic_tags, detected):
             tags = sorted(lex + sem + det, key=lambda t: (t.start, t.end, t.concept_id))
@@ -386,7 +391,13 @@ class TaxonomyTagger:
         if self.refiner is not None and refine:
             tag_lists = self._refine(texts, kinds, tag_lists, self.refiner)
         results = []
-        deliverables = self.needs.read_deliverables(texts, kinds) if self.needs is not None else []
+        deliverables: list = []
+        if self.needs is not None:
+            reader = self.needs.deliverables
+            shared = (features is not None and reader is not None and self.detector is not None
+                      and reader.embed == self.detector.embed and self.needs.clauses == self.segmenter.sentences)
+            deliverables = (self.needs.read_deliverables(texts, kinds, clause_lists, features) if shared
+                            else self.needs.read_deliverables(texts, kinds))
         for number, (text, kind, meta, tokens, tags) in enumerate(zip(texts, kinds, metas, token_lists, tag_lists)):
             needs = None
             if self.needs is not None:
