@@ -634,7 +634,7 @@ def train_roles(obj: Context, gold_files: tuple[Path, ...], out_dir: Path | None
         # the refiner learns the roles of the labels' tags: the concept detector stays out of its training data
         services = obj.services(role_refiner=False, concept_detector=False)
         target = out_dir or services.settings.role_model_path
-        if if_missing and _refiner_fits(target, services):
+        if if_missing and _fits(services.load_role_refiner, target):
             click.echo(f"role refiner in {target} is current")
             return
         files = list(gold_files) or default_training_files()
@@ -684,7 +684,7 @@ def train_concepts(obj: Context, gold_files: tuple[Path, ...], out_dir: Path | N
     try:
         services = obj.services(concept_detector=False)
         target = out_dir or services.settings.concept_model_path
-        if if_missing and _detector_fits(target, services):
+        if if_missing and _fits(services.load_concept_detector, target):
             click.echo(f"concept detector in {target} is current")
             return
         files = list(gold_files) or default_training_files()
@@ -732,7 +732,7 @@ def train_needs(obj: Context, gold_files: tuple[Path, ...], out_dir: Path | None
     try:
         services = obj.services(needs_reader=False, role_refiner=False, concept_detector=False)
         target = out_dir or services.settings.needs_model_path
-        if if_missing and _reader_fits(target, services):
+        if if_missing and _fits(services.load_deliverable_reader, target):
             click.echo(f"deliverable reader in {target} is current")
             return
         files = list(gold_files) or default_training_files()
@@ -750,33 +750,11 @@ def train_needs(obj: Context, gold_files: tuple[Path, ...], out_dir: Path | None
                    f"R {cv['recall']:.3f} F1 {cv['f1']:.3f}")
 
 
-def _reader_fits(target: Path, services) -> bool:
-    from nlp_service.extract.needs_model import DeliverableReader, NeedsModelError
-
+def _fits(load, target: Path) -> bool:
+    """Whether ``load(target)`` (one of the services' model loaders) accepts the folder."""
     try:
-        DeliverableReader.load(target, services.embedder.embed, embedder_name=services.embedder.name)
-    except NeedsModelError:
-        return False
-    return True
-
-
-def _detector_fits(target: Path, services) -> bool:
-    from nlp_service.extract.concept_model import ConceptDetector, ConceptModelError
-
-    try:
-        ConceptDetector.load(target, services.embedder.embed, embedder_name=services.embedder.name,
-                             taxonomy_version=services.taxonomy.full_version, concept_ids=set(services.taxonomy.concepts))
-    except ConceptModelError:
-        return False
-    return True
-
-
-def _refiner_fits(target: Path, services) -> bool:
-    from nlp_service.extract.role_model import RoleModelError, RoleRefiner
-
-    try:
-        RoleRefiner.load(target, services.embedder.embed, embedder_name=services.embedder.name)
-    except RoleModelError:
+        load(target)
+    except NlpServiceError:
         return False
     return True
 

@@ -215,54 +215,63 @@ class Services:
         return Gazetteer.from_geonames(cache, word_freq=self.segmenter.word_frequencies(),
                                        word_tags=self.segmenter.word_tags())
 
-    # Label embeddings take seconds to compute; cache them per model and taxonomy version.
-    def _concept_detector(self):
-        from nlp_service.extract.concept_model import ConceptDetector, ConceptModelError
-
-        path = Path(self.settings.concept_model_path)
-        if not self.settings.concept_detector or not (path / "meta.json").is_file():
+    def _learned_model(self, name: str, enabled: bool, path: Path, load, error: type[Exception], without: str,
+                       size: str):
+        """A trained model folder through ``load(path)``, or None when it is turned off or missing, or (with the
+        warning ``without``: what decides instead) when it does not fit; ``size``: the meta key of what it was
+        trained on, for the log."""
+        path = Path(path)
+        if not enabled or not (path / "meta.json").is_file():
             return None
         try:
-            detector = ConceptDetector.load(path, self.embedder.embed, embedder_name=self.embedder.name,
-                                            taxonomy_version=self.taxonomy.full_version,
-                                            concept_ids=set(self.taxonomy.concepts))
-        except ConceptModelError as exc:
-            logger.warning("tags from labels alone, no concept detector: %s", exc)
+            model = load(path)
+        except error as exc:
+            logger.warning("%s: %s", without, exc)
             return None
-        logger.info("concept detector from %s (%s gold clauses of %s files)", path, detector.meta.get("clauses"),
-                    len(detector.meta.get("trained_on", [])))
-        return detector
+        logger.info("%s from %s (%s gold %s of %s files)", name, path, model.meta.get(size), size,
+                    len(model.meta.get("trained_on", [])))
+        return model
+
+    # The trained model folders, loaded for these services' embedder and taxonomy (each raises its own
+    # NlpServiceError when a folder does not fit); the train-* commands use them to see if a folder is current.
+    def load_concept_detector(self, path: Path):
+        from nlp_service.extract.concept_model import ConceptDetector
+
+        return ConceptDetector.load(path, self.embedder.embed, embedder_name=self.embedder.name,
+                                    taxonomy_version=self.taxonomy.full_version, concept_ids=set(self.taxonomy.concepts))
+
+    def load_deliverable_reader(self, path: Path):
+        from nlp_service.extract.needs_model import DeliverableReader
+
+        return DeliverableReader.load(path, self.embedder.embed, embedder_name=self.embedder.name)
+
+    def load_role_refiner(self, path: Path):
+        from nlp_service.extract.role_model import RoleRefiner
+
+        return RoleRefiner.load(path, self.embedder.embed, embedder_name=self.embedder.name)
+
+    def _concept_detector(self):
+        from nlp_service.extract.concept_model import ConceptModelError
+
+        return self._learned_model("concept detector", self.settings.concept_detector, self.settings.concept_model_path,
+                                   self.load_concept_detector, ConceptModelError,
+                                   "tags from labels alone, no concept detector", "clauses")
 
     def _needs_reader(self):
-        from nlp_service.extract.needs_model import DeliverableReader, NeedsModelError
+        from nlp_service.extract.needs_model import NeedsModelError
 
-        path = Path(self.settings.needs_model_path)
-        if not self.settings.needs_reader or not (path / "meta.json").is_file():
-            return None
-        try:
-            reader = DeliverableReader.load(path, self.embedder.embed, embedder_name=self.embedder.name)
-        except NeedsModelError as exc:
-            logger.warning("deliverables from the patterns alone, no deliverable reader: %s", exc)
-            return None
-        logger.info("deliverable reader from %s (%s gold requests of %s files)", path, reader.meta.get("texts"),
-                    len(reader.meta.get("trained_on", [])))
-        return reader
+        return self._learned_model("deliverable reader", self.settings.needs_reader, self.settings.needs_model_path,
+                                   self.load_deliverable_reader, NeedsModelError,
+                                   "deliverables from the patterns alone, no deliverable reader", "texts")
 
     def _role_refiner(self):
-        from nlp_service.extract.role_model import RoleModelError, RoleRefiner
+        from nlp_service.extract.role_model import RoleModelError
 
-        path = Path(self.settings.role_model_path)
-        if not self.settings.role_refiner or not (path / "meta.json").is_file():
-            return None
-        try:
-            refiner = RoleRefiner.load(path, self.embedder.embed, embedder_name=self.embedder.name)
-        except RoleModelError as exc:
-            logger.warning("tag roles from the rules alone: %s", exc)
-            return None
-        logger.info("role refiner from %s (%s tags of %s gold files)", path, refiner.meta.get("instances"),
-                    len(refiner.meta.get("trained_on", [])))
-        return refiner
+        return self._learned_model("role refiner", self.settings.role_refiner, self.settings.role_model_path,
+                                   self.load_role_refiner, RoleModelError, "tag roles from the rules alone",
+                                   "instances")
 
+    # Label embeddings take seconds to compute; cache them per model and taxonomy version.
     def _label_cache_path(self) -> Path:
         key = f"{self.embedder.name}|{self.embedder.dimension}|{self.taxonomy.full_version}"
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]

@@ -70,10 +70,7 @@ def _tagged_gold(services: "Services", gold_files: Sequence[Path], sources: list
                  progress: Callable[[int], None] | None):
     """(file, gold item, rule-role tagging by the labels alone) for every text of the training files, in batches;
     each file's name, hash and size go into ``sources``."""
-    for path in gold_files:
-        path = check_training_file(path)
-        items = load_gold(path, services.taxonomy)
-        sources.append({"file": str(path), "sha256": file_hash(path), "texts": len(items)})
+    for path, items in _training_items(services, gold_files, sources):
         for start in range(0, len(items), batch_size):
             batch = items[start:start + batch_size]
             tagged = services.tagger.tag_many([i.text for i in batch], [i.kind or None for i in batch],
@@ -82,6 +79,16 @@ def _tagged_gold(services: "Services", gold_files: Sequence[Path], sources: list
                 yield path, item, result
             if progress is not None:
                 progress(len(batch))
+
+
+def _training_items(services: "Services", gold_files: Sequence[Path], sources: list[dict]):
+    """(file, its gold items) for each training file (never the test part or a held-out set); each file's name,
+    hash and size go into ``sources``."""
+    for path in gold_files:
+        path = check_training_file(path)
+        items = load_gold(path, services.taxonomy)
+        sources.append({"file": str(path), "sha256": file_hash(path), "texts": len(items)})
+        yield path, items
 
 
 def _overlaps(tag, spans) -> bool:
@@ -151,10 +158,7 @@ def deliverable_training_data(services: "Services", gold_files: Sequence[Path]):
     texts: list[str] = []
     groups: list[str] = []
     sources: list[dict] = []
-    for path in gold_files:
-        path = check_training_file(path)
-        items = load_gold(path, services.taxonomy)
-        sources.append({"file": str(path), "sha256": file_hash(path), "texts": len(items)})
+    for path, items in _training_items(services, gold_files, sources):
         for item in items:
             if item.kind != "request" or item.needs is None:
                 continue
