@@ -41,9 +41,18 @@ def check_training_file(path: Path) -> Path:
 def role_training_data(services: "Services", gold_files: Sequence[Path], *, batch_size: int = 32,
                        progress: Callable[[int], None] | None = None):
     """Every tag the tagger (rules only) finds in the gold texts whose concept the gold labels, with its gold
-    role; the text ids group a text's tags for cross-validation."""
+    role, and the first tag of each concept the gold does not label at all, on words no gold label covers,
+    with role ``None`` (the refiner learns those as context at a lower weight); the text ids group a text's
+    tags for cross-validation.
+
+    Without the unlabelled tags the refiner never saw the mentions annotators pass over as no skill of the
+    post ("【志愿者招募｜…】", a tool the organisation runs). In 4-fold leave-files-out cross-validation of the
+    whole pipeline over the 37 training files, at weight 0.3, they moved tag F1 0.825 -> 0.836 (P 0.773 ->
+    0.808) and leaks 369 -> 319 of 1817, role accuracy 0.864 -> 0.861. Taking also the tags on words the
+    annotator gave another concept ("会计" labelled bookkeeping, tagged accounting) taught the refiner that
+    real needs are context: role accuracy 0.857 (F1 0.837, leaks 309)."""
     instances: list[RoleInstance] = []
-    roles: list[str] = []
+    roles: list[str | None] = []
     groups: list[str] = []
     sources: list[dict] = []
     for path, item, result in _tagged_gold(services, gold_files, sources, batch_size, progress):
@@ -58,10 +67,13 @@ def role_training_data(services: "Services", gold_files: Sequence[Path], *, batc
             # the refiner leaked 13 context/declined concepts of the held-out sets, against 9.
             first = tag.concept_id not in seen
             seen.add(tag.concept_id)
-            if first and tag.concept_id in gold and _overlaps(tag, marked.get(tag.concept_id, ())):
+            labelled = tag.concept_id in gold
+            # an unlabelled tag on words the annotator gave another concept is a wrong concept, not a context
+            passed_over = not labelled and not any(marks and _overlaps(tag, marks) for marks in marked.values())
+            if first and (passed_over or labelled and _overlaps(tag, marked.get(tag.concept_id, ()))):
                 instances.append(RoleInstance.of(item.text, item.kind or None, tag.start, tag.end, tag.role,
                                                  spans, concept_id=tag.concept_id, category=tag.category))
-                roles.append(gold[tag.concept_id])
+                roles.append(gold.get(tag.concept_id))
                 groups.append(f"{path.name}:{item.id}")
     return instances, roles, groups, sources
 
@@ -96,12 +108,14 @@ def _overlaps(tag, spans) -> bool:
 
 
 def train_role_refiner(services: "Services", gold_files: Sequence[Path], *, c: float = 3.0, rule_weight: float = 0.1,
-                       concept_weight: float = 0.7, progress: Callable[[int], None] | None = None) -> RoleRefiner:
+                       concept_weight: float = 0.7, unlabelled_weight: float = 0.3,
+                       progress: Callable[[int], None] | None = None) -> RoleRefiner:
     instances, roles, groups, sources = role_training_data(services, gold_files, progress=progress)
-    if not instances:
-        raise GoldDataError("the gold files hold no tag the tagger finds: nothing to train the role refiner on")
+    if not any(role is not None for role in roles):
+        raise GoldDataError("the gold files hold no labelled tag the tagger finds: nothing to train the role refiner on")
     return RoleRefiner.train(instances, roles, groups, services.embedder.embed, embedder_name=services.embedder.name,
-                             sources=sources, c=c, rule_weight=rule_weight, concept_weight=concept_weight)
+                             sources=sources, c=c, rule_weight=rule_weight, concept_weight=concept_weight,
+                             unlabelled_weight=unlabelled_weight)
 
 
 def concept_training_data(services: "Services", gold_files: Sequence[Path], *, batch_size: int = 32,

@@ -5,7 +5,8 @@ about 0.78 on texts written later. The refiner is a multinomial logistic regress
 the rule's role, the text's kind, character n-grams of the words just before and after the tag, the tag's
 concept and its category (each with the text's kind: some concepts are mostly an organisation's field,
 others mostly the work asked for), and sentence embeddings of the tag's clause and of the words before it
-in the clause. It is trained on
+in the clause. Tags of concepts the annotator did not label at all are learned as ``context`` at a lower
+weight (a post's own "志愿者招募" header is no skill it needs). It is trained on
 the gold files (``nlp-service train-roles``) and saved as a self-describing folder: ``meta.json``
 (format, embedder, the rules' fingerprint, training files and their hashes, hyperparameters,
 cross-validated accuracy of rules and refiner) and ``weights.npz`` (no pickle).
@@ -148,38 +149,51 @@ class RoleRefiner:
 
     # -- training -------------------------------------------------------------------------------------
     @classmethod
-    def train(cls, instances: Sequence[RoleInstance], gold_roles: Sequence[str], groups: Sequence[str],
+    def train(cls, instances: Sequence[RoleInstance], gold_roles: Sequence[str | None], groups: Sequence[str],
               embed: Callable[[Sequence[str]], np.ndarray], *, embedder_name: str, sources: Sequence[dict[str, Any]],
-              c: float = 3.0, rule_weight: float = 0.1, concept_weight: float = 0.7,
+              c: float = 3.0, rule_weight: float = 0.1, concept_weight: float = 0.7, unlabelled_weight: float = 0.3,
               folds: int = 5) -> "RoleRefiner":
         """Fit on ``instances`` (tags the tagger found in gold texts) and their gold roles; ``groups`` (text
-        ids) keep a text's tags in one cross-validation fold."""
+        ids) keep a text's tags in one cross-validation fold.
+
+        A gold role of ``None`` is a tag of a concept the annotator did not label at all (the post's own
+        "志愿者招募" header, a tool named in passing): it is learned as ``context`` with sample weight
+        ``unlabelled_weight`` (0 leaves such tags out). Cross-validated accuracy counts labelled tags only."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import GroupKFold
 
         if len(instances) != len(gold_roles) or len(instances) != len(groups):
             raise ValueError("instances, gold_roles and groups must have the same length")
-        labels = np.asarray(gold_roles)
-        if len(set(labels)) < 2:
+        keep = [n for n, role in enumerate(gold_roles) if role is not None or unlabelled_weight > 0]
+        instances = [instances[n] for n in keep]
+        labelled = np.asarray([gold_roles[n] is not None for n in keep])
+        labels = np.asarray([gold_roles[n] or "context" for n in keep])
+        groups = [groups[n] for n in keep]
+        weights = np.where(labelled, 1.0, unlabelled_weight)
+        if len(set(labels[labelled])) < 2:
             raise RoleModelError("role refiner training needs gold tags of at least two roles")
         features = _features(instances, embed, rule_weight, concept_weight=concept_weight)
         predicted = np.empty(len(labels), dtype=object)
         splits = min(folds, len(set(groups)))
         if splits >= 2:
             for train, held in GroupKFold(splits).split(features, labels, groups):
-                model = LogisticRegression(C=c, max_iter=3000).fit(features[train], labels[train])
+                model = LogisticRegression(C=c, max_iter=3000).fit(features[train], labels[train],
+                                                                   sample_weight=weights[train])
                 predicted[held] = model.predict(features[held])
             predicted = np.asarray([_guarded(i, p) for i, p in zip(instances, predicted)], dtype=object)
-        model = LogisticRegression(C=c, max_iter=3000).fit(features, labels)
+        model = LogisticRegression(C=c, max_iter=3000).fit(features, labels, sample_weight=weights)
         rules = np.asarray([i.rule_role for i in instances])
+        labels, predicted, rules = labels[labelled], predicted[labelled], rules[labelled]  # counts: labelled tags
         meta = {
             "format": FORMAT,
             "kind": "role-refiner",
             "embedder": embedder_name,
             "rules": rules_fingerprint(),
             "trained_on": list(sources),
-            "instances": len(instances),
+            "instances": int(labelled.sum()),
+            "unlabelled_instances": int((~labelled).sum()),
             "hyperparameters": {"c": c, "rule_weight": rule_weight, "concept_weight": concept_weight,
+                                "unlabelled_weight": unlabelled_weight,
                                 "hash_features": _HASH_FEATURES, "concept_features": _CONCEPT_FEATURES,
                                 "left_chars": _LEFT_CHARS, "right_chars": _RIGHT_CHARS},
             "cross_validation": {
