@@ -255,3 +255,19 @@ def test_two_real_models_compare(runner, tmp_path, monkeypatch, settings, servic
     wrong = runner.invoke(main, ["evaluate", "--gold", str(gold), "--calibration",
                                  str(tmp_path / "cal" / "threshold_curve.json")])
     assert wrong.exit_code == 1 and "was calibrated for model" in wrong.output
+
+
+def test_the_paraphrase_probe_describes_every_concept_without_naming_it(services):
+    """corpus/eval/paraphrase/: four hand-written clauses per concept (two zh, two en) that the labels alone cannot
+    tag with their own concept; bench/paraphrase_recall.py measures what each way of tagging recovers from them."""
+    from collections import Counter
+
+    rows = [json.loads(line) for path in sorted((ROOT / "corpus/eval/paraphrase").glob("*.jsonl"))
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    per = Counter((row["concept"], row["lang"]) for row in rows)
+    assert {row["concept"] for row in rows} == set(services.taxonomy.concepts)
+    assert all(per[(cid, lang)] >= 2 for cid in services.taxonomy.concepts for lang in ("zh", "en"))
+    texts = [row["text"] for row in rows]
+    assert len(set(texts)) == len(texts)
+    tagged = services.tagger.tag_many(texts, learned=False)
+    assert not [t for row, result in zip(rows, tagged) for t in result.tags if t.concept_id == row["concept"]]
