@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+from model_bench import tag_gold, time_tagging, write_result  # noqa: E402 (bench/ is on the path)
 
 VARIANTS = {"labels alone": False, "labels + detector": True}
 
@@ -32,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from nlp_service.corpus import load_corpus
-    from nlp_service.evaluation.gold import REFERENCE_DATE, load_gold
+    from nlp_service.evaluation.gold import load_gold
     from nlp_service.evaluation.needs_roles import evaluate_roles
     from nlp_service.evaluation.role_training import default_training_files
     from nlp_service.evaluation.tagging import evaluate_tagging
@@ -49,19 +47,11 @@ def main() -> None:
 
     speed: dict[str, dict] = {}
     for name, learned in VARIANTS.items():
-        medians, batches = [], []
-        for _ in range(args.repeat):
-            times = []
-            for text, kind in texts:
-                start = time.perf_counter()
-                tagger.tag(text, kind) if learned else tagger.tag_many([text], [kind], learned=False)
-                times.append((time.perf_counter() - start) * 1000)
-            medians.append(statistics.median(times))
-            start = time.perf_counter()
-            tagger.tag_many([t for t, _ in texts], [k for _, k in texts], learned=learned)
-            batches.append(time.perf_counter() - start)
-        speed[name] = {"per_text_median_ms": round(statistics.median(medians), 2),
-                       "corpus_batch_median_s": round(statistics.median(batches), 2), "texts": len(texts)}
+        per_text, batch = time_tagging(lambda pair: tagger.tag_many([pair[0]], [pair[1]], learned=learned),
+                                       lambda: tagger.tag_many([t for t, _ in texts], [k for _, k in texts],
+                                                               learned=learned),
+                                       texts, args.repeat)
+        speed[name] = {"per_text_median_ms": per_text, "corpus_batch_median_s": batch, "texts": len(texts)}
 
     sets = {"test part": [ROOT / "corpus/eval/test.jsonl"],
             "held-out sets": sorted((ROOT / "corpus/eval/heldout").glob("*.jsonl")),
@@ -71,11 +61,7 @@ def main() -> None:
         items = [item for path in paths for item in load_gold(path, services.taxonomy)]
         row = {}
         for name, learned in VARIANTS.items():
-            predictions = []
-            for start in range(0, len(items), 32):
-                batch = items[start:start + 32]
-                predictions += tagger.tag_many([i.text for i in batch], [i.kind or None for i in batch],
-                                               reference=REFERENCE_DATE, learned=learned)
+            predictions = tag_gold(tagger, items, learned=learned)
             tags = evaluate_tagging(items, predictions, services.taxonomy)["concept"]["micro"]
             roles = evaluate_roles(items, predictions)
             row[name] = {"f1": round(tags["f1"], 3), "precision": round(tags["precision"], 3),
@@ -86,10 +72,7 @@ def main() -> None:
     result = {"when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "repeat": args.repeat,
               "detector": {k: tagger.detector.meta.get(k) for k in ("clauses", "hyperparameters", "cross_validation")},
               "speed": speed, "quality": quality}
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"concept-detector-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
+    print(f"wrote {write_result(args.out, 'concept-detector', result)}")
     a, b = speed["labels alone"], speed["labels + detector"]
     print("| measure | labels alone | labels + detector | ratio |\n|---|---|---|---|")
     print(f"| tag one corpus text, median ms | {a['per_text_median_ms']} | {b['per_text_median_ms']} | "

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import statistics
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+from model_bench import write_result  # noqa: E402 (bench/ is on the path)
 
 
 def main() -> None:
@@ -70,10 +70,7 @@ def main() -> None:
 
     result = {"when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "repeat": args.repeat,
               "model": reader.model, "speed": speed, "quality": quality}
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"deliverable-parse-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
+    print(f"wrote {write_result(args.out, 'deliverable-parse', result)}")
 
     def pr(c: dict) -> str:
         p = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0

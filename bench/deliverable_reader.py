@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+from model_bench import tag_gold, time_tagging, write_result  # noqa: E402 (bench/ is on the path)
 
 
 def main() -> None:
@@ -30,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from nlp_service.corpus import load_corpus
-    from nlp_service.evaluation.gold import REFERENCE_DATE, load_gold
+    from nlp_service.evaluation.gold import load_gold
     from nlp_service.evaluation.needs_roles import evaluate_needs
     from nlp_service.evaluation.role_training import default_training_files
     from nlp_service.services import Services
@@ -49,19 +47,10 @@ def main() -> None:
 
     speed: dict[str, dict] = {}
     for name, tagger in variants.items():
-        medians, batches = [], []
-        for _ in range(args.repeat):
-            times = []
-            for text in requests:
-                start = time.perf_counter()
-                tagger.tag(text, "request")
-                times.append((time.perf_counter() - start) * 1000)
-            medians.append(statistics.median(times))
-            start = time.perf_counter()
-            tagger.tag_many(requests, ["request"] * len(requests))
-            batches.append(time.perf_counter() - start)
-        speed[name] = {"per_request_median_ms": round(statistics.median(medians), 2),
-                       "corpus_batch_median_s": round(statistics.median(batches), 2), "requests": len(requests)}
+        per_request, batch = time_tagging(lambda text: tagger.tag(text, "request"),
+                                          lambda: tagger.tag_many(requests, ["request"] * len(requests)),
+                                          requests, args.repeat)
+        speed[name] = {"per_request_median_ms": per_request, "corpus_batch_median_s": batch, "requests": len(requests)}
 
     sets = {"test part": [ROOT / "corpus/eval/test.jsonl"],
             "held-out sets": sorted((ROOT / "corpus/eval/heldout").glob("*.jsonl")),
@@ -71,22 +60,14 @@ def main() -> None:
         items = [item for path in paths for item in load_gold(path, services.taxonomy)]
         row = {}
         for name, tagger in variants.items():
-            predictions = []
-            for start in range(0, len(items), 32):
-                batch = items[start:start + 32]
-                predictions += tagger.tag_many([i.text for i in batch], [i.kind or None for i in batch],
-                                               reference=REFERENCE_DATE)
-            found = evaluate_needs(items, predictions)["per_field"]["deliverable"]
+            found = evaluate_needs(items, tag_gold(tagger, items))["per_field"]["deliverable"]
             row[name] = {k: round(found[k], 3) for k in ("precision", "recall", "f1")} | {"support": found["support"]}
         quality[label] = row
 
     result = {"when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "repeat": args.repeat,
               "reader": {k: reader.meta.get(k) for k in ("clauses", "texts", "hyperparameters", "cross_validation")},
               "speed": speed, "quality": quality}
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"deliverable-reader-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
+    print(f"wrote {write_result(args.out, 'deliverable-reader', result)}")
     a, b = speed["patterns alone"], speed["reader"]
     print("| measure | patterns alone | reader | ratio |\n|---|---|---|---|")
     print(f"| tag one corpus request, median ms | {a['per_request_median_ms']} | {b['per_request_median_ms']} | "

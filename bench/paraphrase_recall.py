@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+from model_bench import write_result  # noqa: E402 (bench/ is on the path)
 
 
 def load_examples(folder: Path) -> list[dict]:
@@ -59,9 +60,10 @@ def main() -> None:
     os.chdir(ROOT)
     rows = load_examples(args.examples)
     texts = [row["text"] for row in rows]
-    plain = Services(load_settings(concept_detector=False))
-    semantic = Services(load_settings(concept_detector=False, semantic_tags=True))
-    learned = Services(load_settings())
+    learned = Services(load_settings())  # the model and taxonomy are loaded once, shared by the other two
+    shared = {"embedder": learned.embedder, "taxonomy": learned.taxonomy}
+    plain = Services(load_settings(concept_detector=False), **shared)
+    semantic = Services(load_settings(concept_detector=False, semantic_tags=True), **shared)
     if learned.tagger.detector is None:
         sys.exit("no concept detector in models/concept-detector: run make setup (or nlp-service train-concepts)")
     ways = {
@@ -73,10 +75,8 @@ def main() -> None:
               "concepts": len({row["concept"] for row in rows}),
               "detector": {k: learned.tagger.detector.meta[k] for k in ("clauses", "hyperparameters")},
               "ways": {name: score(rows, results, plain.taxonomy) for name, results in ways.items()}}
-    args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / f"paraphrase-recall-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
-    target.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    print(f"{len(rows)} clauses, {report['concepts']} concepts -> {target.relative_to(ROOT)}")
+    target = write_result(args.out, "paraphrase-recall", report, indent=1)
+    print(f"{len(rows)} clauses, {report['concepts']} concepts -> {target}")
     print(f"{'way':52s} {'own zh':>7s} {'own en':>7s} {'own':>6s} {'category':>9s} {'other only':>11s}")
     for name, result in report["ways"].items():
         print(f"{name:52s} {result['zh']['recall']:7.3f} {result['en']['recall']:7.3f} {result['all']['recall']:6.3f} "

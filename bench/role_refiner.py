@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+from model_bench import time_tagging, write_result  # noqa: E402 (bench/ is on the path)
 
 
 def main() -> None:
@@ -44,26 +42,14 @@ def main() -> None:
     texts = [(d.text, d.kind) for d in docs]
     tagger.tag_many([t for t, _ in texts[:8]], [k for _, k in texts[:8]])  # warm up jieba, spaCy and the model
 
-    def per_text(refine: bool) -> list[float]:
-        out = []
-        for text, kind in texts:
-            start = time.perf_counter()
-            tagger.tag(text, kind, refine=refine)
-            out.append((time.perf_counter() - start) * 1000)
-        return out
-
     speed: dict[str, dict] = {}
     for refine in (False, True):
-        medians, batches = [], []
-        for _ in range(args.repeat):
-            medians.append(statistics.median(per_text(refine)))
-            start = time.perf_counter()
-            tagger.tag_many([t for t, _ in texts], [k for _, k in texts], refine=refine)
-            batches.append(time.perf_counter() - start)
-        speed["refiner" if refine else "rules alone"] = {
-            "per_text_median_ms": round(statistics.median(medians), 2),
-            "corpus_batch_median_s": round(statistics.median(batches), 2), "texts": len(texts),
-        }
+        per_text, batch = time_tagging(lambda pair: tagger.tag(pair[0], pair[1], refine=refine),
+                                       lambda: tagger.tag_many([t for t, _ in texts], [k for _, k in texts],
+                                                               refine=refine),
+                                       texts, args.repeat)
+        speed["refiner" if refine else "rules alone"] = {"per_text_median_ms": per_text,
+                                                         "corpus_batch_median_s": batch, "texts": len(texts)}
 
     quality = {}
     gold_files = [ROOT / "corpus/eval/test.jsonl", *sorted((ROOT / "corpus/eval/fresh").glob("*.jsonl"))]
@@ -81,10 +67,7 @@ def main() -> None:
     result = {"when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "repeat": args.repeat,
               "refiner": {k: tagger.refiner.meta.get(k) for k in ("instances", "hyperparameters", "cross_validation")},
               "speed": speed, "quality": quality}
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"role-refiner-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
+    print(f"wrote {write_result(args.out, 'role-refiner', result)}")
     rules, refined = speed["rules alone"], speed["refiner"]
     print("| measure | rules alone | rules + refiner | ratio |\n|---|---|---|---|")
     print(f"| tag one corpus text, median ms | {rules['per_text_median_ms']} | {refined['per_text_median_ms']} | "
